@@ -1,0 +1,1 @@
+"""Valence's streaming side: bytes -> event -> batch -> model -> scored event -> bytes."""

@@ -1,0 +1,127 @@
+"""The faust app: one object that owns the settings, metrics, model and pipeline.
+
+No module-level state: `create_app` builds everything, and the worker, the tests and the
+benchmark each build their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+
+from models.base import Scorer
+from stream.config import Settings
+from stream.metrics import ValenceMetrics
+from stream.pipeline import ScoringPipeline, Source
+from stream.publishing import FaustSink
+from stream.scoring import BatchScorer
+
+log = logging.getLogger(__name__)
+
+
+class ValenceApp(faust.App):
+    """A faust app carrying Valence's own parts."""
+
+    settings: Settings
+    metrics: ValenceMetrics
+    pipeline: ScoringPipeline
+    batch_scorer: BatchScorer
+
+
+def _credentials(settings: Settings) -> Any:
+    options = settings.kafka_client_options()
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            ssl_context=options.get("ssl_context"),
+            mechanism=settings.sasl_mechanism,
+        )
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
+
+
+def create_app(
+    settings: Settings, scorer: Scorer, metrics: ValenceMetrics | None = None
+) -> ValenceApp:
+    """The worker's app, with the scoring agent registered. `scorer` is loaded and warm."""
+    app = ValenceApp(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(settings),
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_commit_every=10_000_000,  # commit on the interval only; acks decide what
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        processing_guarantee="at_least_once",
+        stream_wait_empty=True,  # on stop: wait until every taken event is acknowledged
+        web_enabled=False,  # Valence serves its own /metrics, /health, /ready
+        table_cleanup_interval=3600,
+        store="memory://",
+    )
+    app.settings = settings
+    app.metrics = metrics or ValenceMetrics.create()
+    app.batch_scorer = BatchScorer(scorer)
+    info = scorer.info
+    app.metrics.model_info.info(
+        {
+            "name": info.name,
+            "version": info.version,
+            "backbone": info.backbone,
+            "device": info.device,
+            "dtype": info.dtype,
+        }
+    )
+
+    async def on_fatal(exc: BaseException) -> None:
+        log.critical("stopping the worker: %r", exc)
+        await app.crash(exc)
+
+    app.pipeline = ScoringPipeline(
+        settings, app.batch_scorer, FaustSink(app), app.metrics, on_fatal
+    )
+    input_topic = app.topic(
+        settings.input_topic,
+        value_type=bytes,
+        key_type=bytes,
+        partitions=settings.topic_partitions,
+    )
+
+    @app.agent(input_topic, name="valence.score", concurrency=1)
+    async def score(stream: faust.StreamT) -> None:
+        # noack: faust must not acknowledge an event when the next one is taken (or in
+        # take()'s `finally:`): the pipeline acknowledges it once its output is delivered.
+        manual = stream.noack()
+        runner = asyncio.ensure_future(app.pipeline.run())
+        try:
+            async for event in manual.events():
+                message = event.message
+
+                async def ack(event: faust.EventT = event) -> None:
+                    await manual.ack(event)
+
+                await app.pipeline.submit(
+                    message.value,
+                    Source(
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+                        key=message.key,
+                        ack=ack,
+                    ),
+                )
+        finally:
+            # Finish what was taken: score, publish and acknowledge it before stopping.
+            await app.pipeline.close()
+            await asyncio.shield(runner)
+
+    return app

@@ -1,0 +1,170 @@
+"""Micro-batching: when a batch of decoded events goes to the model.
+
+A batch is flushed when it holds `max_events` events, or when the next event would take it
+past `max_tokens`, or `max_wait_s` after its first event arrived, or -- with
+`flush_when_idle` -- as soon as the model is idle and anything is waiting (so a trickle of
+events is scored one by one without waiting out the timer, while a flood fills batches
+because the model is busy). `BatchAccumulator` holds the rule as plain code with an injected
+clock; `MicroBatcher` puts it behind an asyncio queue with backpressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    max_events: int = 64
+    max_tokens: int = 8192
+    max_wait_s: float = 0.05
+    flush_when_idle: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_events < 1 or self.max_tokens < 1 or self.max_wait_s < 0:
+            raise ValueError(f"invalid batch policy {self}")
+
+
+@dataclass(slots=True)
+class Batch(Generic[Item]):
+    items: list[Item]
+    tokens: int
+    opened_at: float
+
+
+class BatchAccumulator(Generic[Item]):
+    """The flush rule, without I/O. Not thread-safe; one event loop owns it."""
+
+    def __init__(self, policy: BatchPolicy, clock: Callable[[], float] = time.monotonic):
+        self.policy = policy
+        self._clock = clock
+        self._items: list[Item] = []
+        self._tokens = 0
+        self._opened_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def tokens(self) -> int:
+        return self._tokens
+
+    def fits(self, tokens: int) -> bool:
+        """Whether an item of `tokens` may join the open batch.
+
+        An item alone is always accepted, even past the token cap: an over-long text is
+        still scored in full (its segments are sub-batched inside the model call).
+        """
+        if not self._items:
+            return True
+        return (
+            len(self._items) < self.policy.max_events
+            and self._tokens + tokens <= self.policy.max_tokens
+        )
+
+    def add(self, item: Item, tokens: int) -> None:
+        if not self.fits(tokens):
+            raise OverflowError("batch is full; flush it first")
+        if not self._items:
+            self._opened_at = self._clock()
+        self._items.append(item)
+        self._tokens += tokens
+
+    def is_full(self) -> bool:
+        return len(self._items) >= self.policy.max_events or self._tokens >= self.policy.max_tokens
+
+    def deadline(self) -> float | None:
+        """Clock time at which the open batch must go, or None when empty."""
+        if self._opened_at is None:
+            return None
+        return self._opened_at + self.policy.max_wait_s
+
+    def should_flush(self, *, model_idle: bool) -> bool:
+        if not self._items:
+            return False
+        if self.is_full():
+            return True
+        if model_idle and self.policy.flush_when_idle:
+            return True
+        deadline = self.deadline()
+        return deadline is not None and self._clock() >= deadline
+
+    def drain(self) -> Batch[Item]:
+        batch = Batch(self._items, self._tokens, self._opened_at or self._clock())
+        self._items, self._tokens, self._opened_at = [], 0, None
+        return batch
+
+
+class MicroBatcher(Generic[Item]):
+    """Producer side `put`, consumer side `next_batch`, with a bound on queued items.
+
+    `put` waits while `max_pending` items are queued or being processed: that pauses the
+    agent, faust's buffers fill, and the consumer stops fetching -- backpressure instead of
+    unbounded memory. The processor calls `release(n)` once it has finished n items.
+    """
+
+    def __init__(self, policy: BatchPolicy, max_pending: int):
+        self.policy = policy
+        self._acc: BatchAccumulator[Item] = BatchAccumulator(policy)
+        self._overflow: list[tuple[Item, int]] = []
+        self._changed = asyncio.Condition()
+        self._max_pending = max(max_pending, policy.max_events)
+        self._pending = 0
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        """Items accepted and not yet released (queued or being scored)."""
+        return self._pending
+
+    async def put(self, item: Item, tokens: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._pending < self._max_pending)
+            self._pending += 1
+            if self._overflow or not self._acc.fits(tokens):
+                self._overflow.append((item, tokens))
+            else:
+                self._acc.add(item, tokens)
+            self._changed.notify_all()
+
+    async def release(self, count: int) -> None:
+        async with self._changed:
+            self._pending -= count
+            self._changed.notify_all()
+
+    async def close(self) -> None:
+        """No more items will come: `next_batch` flushes what is left, then returns None."""
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    async def next_batch(self) -> Batch[Item] | None:
+        """Wait for the next batch the policy lets go (the model is idle when this is
+        called). Returns None once closed and empty."""
+        async with self._changed:
+            while True:
+                self._refill()
+                if self._acc.should_flush(model_idle=True) or (self._closed and len(self._acc)):
+                    return self._acc.drain()
+                if self._closed and not self._overflow:
+                    return None
+                deadline = self._acc.deadline()
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout)
+                except TimeoutError:
+                    if len(self._acc):
+                        return self._acc.drain()
+
+    def _refill(self) -> None:
+        while self._overflow and self._acc.fits(self._overflow[0][1]):
+            item, tokens = self._overflow.pop(0)
+            self._acc.add(item, tokens)
+            if self._acc.is_full():
+                break

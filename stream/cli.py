@@ -1,0 +1,267 @@
+"""`valence`: a thin command line over the worker, the local broker and the models.
+
+Every `Settings` field is also a flag (`--batch-max-events 32` = VALENCE_BATCH_MAX_EVENTS=32);
+flags win over the environment. Errors print one line; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from stream.config import Settings
+from stream.errors import ValenceError
+
+SAMPLE_EVENTS = Path(__file__).resolve().parent / "samples" / "editor_events.jsonl"
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (also VALENCE_<NAME> environment variables)")
+    for name, field in Settings.model_fields.items():
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"setting_{name}",
+            default=None,
+            metavar="V",
+            help=f"{field.description} (default: {field.default})",
+        )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key.removeprefix("setting_"): value
+        for key, value in vars(args).items()
+        if key.startswith("setting_") and value is not None
+    }
+    return Settings(**overrides)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.worker import run_worker
+
+    return run_worker(settings)
+
+
+def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy.kafka import launcher
+
+    action = {"start": launcher.start, "stop": launcher.stop, "status": launcher.status}
+    status = action[args.action](settings)
+    if status is not None:
+        print(
+            orjson.dumps(status, default=str).decode()
+            if not hasattr(status, "__dict__")
+            else orjson.dumps(vars(status), default=str).decode()
+        )
+    return 0
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.client import editor_event, send_events
+
+    if args.file:
+        events: list[dict[str, Any]] = [
+            orjson.loads(line) for line in Path(args.file).read_text().splitlines() if line.strip()
+        ]
+    elif args.text:
+        events = [
+            editor_event(
+                args.text, doc_id=args.doc_id, user_id=args.user_id, target_emotion=args.target
+            )
+        ]
+    else:
+        raise ValenceError("give a text or --file events.jsonl")
+    count = asyncio.run(send_events(settings, events))
+    print(f"sent {count} event(s) to {settings.input_topic}")
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.client import read_topic
+
+    topic = {"scored": settings.output_topic, "dead-letter": settings.dead_letter_topic}[args.topic]
+
+    async def tail() -> None:
+        async for record in read_topic(
+            settings,
+            topic,
+            from_beginning=not args.latest,
+            idle_timeout_s=None if args.follow else args.idle_timeout,
+            max_records=args.max,
+        ):
+            print(
+                orjson.dumps(record["value"]).decode() if args.raw else _summary(record["value"]),
+                flush=True,
+            )
+
+    asyncio.run(tail())
+    return 0
+
+
+def _summary(value: dict[str, Any]) -> str:
+    if "reason" in value:
+        return f"DEAD-LETTER {value.get('event_id')}: {value['reason']}: {value['error']}"
+    sentiment, emotion = value["sentiment"], value["emotion"]
+    return (
+        f"{value['doc_id']}#{value['revision']} {value['event_id']}: "
+        f"sentiment={sentiment['label']} (valence {sentiment['valence']:+.2f}) "
+        f"emotion={emotion['label']} ({emotion['intensity']:.2f}) "
+        f"sentences={len(value['sentences'])} "
+        f"batch={value['timings']['batch_events']}"
+    )
+
+
+def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.offline import score_lines
+
+    if args.file:
+        lines = Path(args.file).read_text().splitlines()
+    elif args.text:
+        lines = [orjson.dumps({"text": args.text}).decode()]
+    else:
+        raise ValenceError("give a text or --file texts.jsonl")
+    out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        for record in score_lines(settings, lines, batch_size=settings.batch_max_events):
+            out.write(orjson.dumps(record).decode() + "\n")
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from models import training
+
+    return int(training.main(args.train_args) or 0)
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from models.evaluation import evaluate_file
+    from models.loading import load_scorer
+
+    scorer = load_scorer(
+        settings.model_path,
+        device=settings.device,
+        precision=settings.precision,
+        torch_threads=settings.torch_threads,
+        max_segment_tokens=settings.max_segment_tokens,
+    )
+    report = evaluate_file(scorer, Path(args.data), task=args.task, output=args.output)
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(settings, Path(args.events))
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="valence", description="Score text events from Kafka for sentiment and emotion."
+    )
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks on errors.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Command, help_: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_, description=help_)
+        sub.set_defaults(handler=handler)
+        _add_settings_flags(sub)
+        return sub
+
+    add("worker", cmd_worker, "Run the scoring worker (faust agent) until SIGTERM.")
+
+    kafka = add("kafka", cmd_kafka, "Start, stop or inspect the local Apache Kafka broker.")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+
+    send = add("send", cmd_send, "Send a text, or a JSONL file of editor events, to the input.")
+    send.add_argument("text", nargs="?", help="Text to send as one editor event.")
+    send.add_argument("--file", help="JSONL file of editor events (one per line).")
+    send.add_argument("--doc-id", default="doc-cli")
+    send.add_argument("--user-id", default="user-cli")
+    send.add_argument("--target", choices=["joy", "surprise", "anger", "fear", "sadness"])
+
+    tail = add("tail", cmd_tail, "Print scored events (or dead letters).")
+    tail.add_argument("--topic", choices=["scored", "dead-letter"], default="scored")
+    tail.add_argument("--max", type=int, default=None, help="Stop after this many records.")
+    tail.add_argument("--follow", action="store_true", help="Wait for new records forever.")
+    tail.add_argument("--latest", action="store_true", help="Skip records already there.")
+    tail.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=5.0,
+        help="Without --follow, stop after this long with nothing new.",
+    )
+    tail.add_argument("--raw", action="store_true", help="Print the whole JSON records.")
+
+    score = add("score", cmd_score, "Score a text or a JSONL file offline (no Kafka), as JSONL.")
+    score.add_argument("text", nargs="?")
+    score.add_argument("--file", help="JSONL with a `text` field per line (editor events work).")
+    score.add_argument("--output", help="Write JSONL here instead of stdout.")
+
+    train = add("train", cmd_train, "Train a model (see `valence train -- --help`).")
+    train.add_argument(
+        "train_args",
+        nargs=argparse.REMAINDER,
+        help="Arguments for the trainer (models/training.py).",
+    )
+
+    evaluate = add(
+        "evaluate",
+        cmd_evaluate,
+        "Accuracy, macro-F1, macro-recall, AUC and per-class report on labelled JSONL.",
+    )
+    evaluate.add_argument("data", help="JSONL with `text` and `label` (or GoEmotions `labels`).")
+    evaluate.add_argument("--task", choices=["emotion", "sentiment"], required=True)
+    evaluate.add_argument("--output", help="Also write the report as JSON here.")
+
+    demo = add(
+        "demo",
+        cmd_demo,
+        "Quickstart: local Kafka, a worker, the sample events, scored events printed.",
+    )
+    demo.add_argument("--events", default=str(SAMPLE_EVENTS), help="JSONL of editor events.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+        return args.handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        print(f"valence: error: setting {field}: {first['msg']}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"valence: error: {exc}", file=sys.stderr)
+        logging.getLogger("valence").debug("traceback", exc_info=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

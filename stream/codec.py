@@ -1,0 +1,173 @@
+"""The only place bytes become events and scored events become bytes.
+
+Decoding order matters for the dead-letter reason an operator sees: size first (never parse
+a huge payload), then UTF-8, then JSON, then the contract.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from models.base import LabelScores, ModelInfo, SegmentScore, TextScore
+from schemas.events import SCHEMA_VERSION, DeadLetterReason, EditorEvent
+from stream.errors import DecodeError
+
+
+def decode_event(raw: bytes | None, *, max_bytes: int, max_text_chars: int) -> EditorEvent:
+    """Bytes -> a valid editor event, or `DecodeError` with the dead-letter reason."""
+    if raw is None:
+        raise DecodeError(DeadLetterReason.NOT_JSON, "empty message value (tombstone)")
+    if len(raw) > max_bytes:
+        raise DecodeError(
+            DeadLetterReason.TOO_LARGE, f"{len(raw)} bytes exceeds the limit of {max_bytes}"
+        )
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(DeadLetterReason.NOT_UTF8, str(exc)) from exc
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(DeadLetterReason.NOT_JSON, str(exc)) from exc
+    if not isinstance(payload, dict):
+        raise DecodeError(
+            DeadLetterReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(payload).__name__}"
+        )
+    event_id = payload.get("event_id") if isinstance(payload.get("event_id"), str) else None
+    version = payload.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise DecodeError(
+            DeadLetterReason.UNKNOWN_SCHEMA_VERSION,
+            f"schema_version {version!r} is not supported (this worker reads {SCHEMA_VERSION})",
+            event_id,
+        )
+    try:
+        event = EditorEvent.model_validate(payload)
+    except ValidationError as exc:
+        raise DecodeError(DeadLetterReason.INVALID_EVENT, _summarise(exc), event_id) from exc
+    if not event.text.strip():
+        raise DecodeError(DeadLetterReason.EMPTY_TEXT, "text is empty or whitespace", event_id)
+    if len(event.text) > max_text_chars:
+        raise DecodeError(
+            DeadLetterReason.TEXT_TOO_LONG,
+            f"text has {len(event.text)} characters, the limit is {max_text_chars}",
+            event_id,
+        )
+    return event
+
+
+def _summarise(exc: ValidationError) -> str:
+    """One line naming each bad field, e.g. `revision: Input should be a valid integer`."""
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "event"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _labels(scores: LabelScores) -> dict[str, Any]:
+    return {"label": scores.label, "probabilities": scores.probabilities}
+
+
+def _sentiment(scores: LabelScores) -> dict[str, Any]:
+    probs = scores.probabilities
+    valence = probs.get("positive", 0.0) - probs.get("negative", 0.0)
+    return {**_labels(scores), "valence": max(-1.0, min(1.0, valence))}
+
+
+def _emotion(scores: LabelScores, intensity: float) -> dict[str, Any]:
+    return {**_labels(scores), "intensity": min(1.0, max(0.0, intensity))}
+
+
+def _segment(segment: SegmentScore) -> dict[str, Any]:
+    return {
+        "start": segment.start,
+        "end": segment.end,
+        "sentiment": _sentiment(segment.sentiment),
+        "emotion": _emotion(segment.emotion, segment.emotion_intensity),
+    }
+
+
+def scored_event(
+    event: EditorEvent,
+    score: TextScore,
+    model: ModelInfo,
+    timings: Mapping[str, Any],
+    scored_at: datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The output contract (`schemas.ScoredEvent`) as a plain dict, built without pydantic
+    because this runs once per event on the hot path; a test validates it against the schema.
+    """
+    out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": event.event_id,
+        "doc_id": event.doc_id,
+        "user_id": event.user_id,
+        "revision": event.revision,
+        "lang": event.lang,
+        "target_emotion": event.target_emotion,
+        "model": {"name": model.name, "version": model.version},
+        "sentiment": _sentiment(score.sentiment),
+        "emotion": _emotion(score.emotion, score.emotion_intensity),
+        "sentences": [_segment(segment) for segment in score.segments],
+        "timings": dict(timings),
+        "scored_at": scored_at,
+    }
+    if extra:
+        out.update(extra)
+    return out
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """A dict -> JSON bytes (datetimes as RFC 3339, UTC)."""
+    return orjson.dumps(payload, option=orjson.OPT_UTC_Z)
+
+
+def dead_letter(
+    raw: bytes | None,
+    reason: DeadLetterReason,
+    detail: str,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int | None,
+    key: bytes | None,
+    event_id: str | None,
+) -> dict[str, Any]:
+    """The dead-letter contract (`schemas.DeadLetter`) as a dict."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "reason": reason.value,
+        "error": detail,
+        "event_id": event_id,
+        "source": {
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "timestamp_ms": timestamp_ms,
+            "key_b64": base64.b64encode(key).decode("ascii") if key is not None else None,
+        },
+        "original_b64": base64.b64encode(raw or b"").decode("ascii"),
+        "dead_lettered_at": datetime.now(UTC),
+    }
+
+
+def dead_letter_headers(
+    reason: DeadLetterReason, detail: str, topic: str, partition: int, offset: int
+) -> list[tuple[str, bytes]]:
+    """Kafka Connect style context headers, so generic DLQ tooling can read ours."""
+    return [
+        ("valence.error.reason", reason.value.encode()),
+        ("valence.error.message", detail.encode("utf-8", "replace")[:1024]),
+        ("valence.source.topic", topic.encode()),
+        ("valence.source.partition", str(partition).encode()),
+        ("valence.source.offset", str(offset).encode()),
+    ]

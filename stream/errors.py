@@ -1,0 +1,27 @@
+"""One error tree for Valence."""
+
+from __future__ import annotations
+
+from schemas.events import DeadLetterReason
+
+
+class ValenceError(Exception):
+    """Base of every error Valence raises on purpose."""
+
+
+class ConfigError(ValenceError):
+    """The configuration cannot work (bad path, unreachable model, ...)."""
+
+
+class DecodeError(ValenceError):
+    """Raw bytes could not become an editor event. Carries the dead-letter reason."""
+
+    def __init__(self, reason: DeadLetterReason, detail: str, event_id: str | None = None):
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.event_id = event_id
+
+
+class ModelError(ValenceError):
+    """The model failed on a whole batch: the worker cannot go on safely."""

@@ -1,0 +1,131 @@
+"""Valence's Prometheus metrics, all created in one place.
+
+Names carry the `valence_` prefix and their unit; label sets are fixed. Tests and each
+worker pass their own `CollectorRegistry`, so nothing here is process-global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+# 1 ms .. 30 s, roughly x2 per step: fine where editors feel latency (50-700 ms).
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.175,
+    0.25,
+    0.35,
+    0.5,
+    0.7,
+    1.0,
+    1.5,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+)
+BATCH_EVENT_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BATCH_TOKEN_BUCKETS: tuple[float, ...] = (
+    16,
+    64,
+    256,
+    1024,
+    2048,
+    4096,
+    8192,
+    16384,
+    32768,
+    65536,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ValenceMetrics:
+    registry: CollectorRegistry
+    events_in: Counter
+    events_out: Counter
+    events_dead_lettered: Counter
+    events_in_flight: Gauge
+    end_to_end_latency: Histogram
+    inference_duration: Histogram
+    queue_duration: Histogram
+    batch_events: Histogram
+    batch_tokens: Histogram
+    model_info: Info
+    model_ready: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> ValenceMetrics:
+        registry = registry if registry is not None else CollectorRegistry()
+        return cls(
+            registry=registry,
+            events_in=Counter(
+                "valence_events_in",
+                "Input events received (valid or not).",
+                ["topic"],
+                registry=registry,
+            ),
+            events_out=Counter(
+                "valence_events_out",
+                "Scored events acknowledged by the broker.",
+                ["topic"],
+                registry=registry,
+            ),
+            events_dead_lettered=Counter(
+                "valence_events_dead_lettered",
+                "Events sent to the dead-letter topic and acknowledged, by reason.",
+                ["reason"],
+                registry=registry,
+            ),
+            events_in_flight=Gauge(
+                "valence_events_in_flight",
+                "Events received but not yet acknowledged downstream.",
+                registry=registry,
+            ),
+            end_to_end_latency=Histogram(
+                "valence_end_to_end_latency_seconds",
+                "From the event's produced_at to its scored event acknowledged by the broker.",
+                buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            inference_duration=Histogram(
+                "valence_inference_duration_seconds",
+                "Duration of one batched model call.",
+                buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            queue_duration=Histogram(
+                "valence_queue_duration_seconds",
+                "From an event's decoding to the start of its batch's model call.",
+                buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            batch_events=Histogram(
+                "valence_batch_size_events",
+                "Events per model call.",
+                buckets=BATCH_EVENT_BUCKETS,
+                registry=registry,
+            ),
+            batch_tokens=Histogram(
+                "valence_batch_size_tokens",
+                "Tokens (without padding) per model call.",
+                buckets=BATCH_TOKEN_BUCKETS,
+                registry=registry,
+            ),
+            model_info=Info(
+                "valence_model", "The model the worker scores with.", registry=registry
+            ),
+            model_ready=Gauge(
+                "valence_model_ready",
+                "1 once the model is loaded and warmed up.",
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,238 @@
+"""The scoring pipeline: bytes -> event -> batch -> model -> scored event -> bytes.
+
+The faust agent feeds `submit` with each raw message and an `ack` callback; `run` turns
+batches into published records. Every input ends in exactly one of: a scored event, a
+dead letter, or no acknowledgement at all (the worker stopped; it will be redelivered).
+
+Delivery semantics (at-least-once): an input is acknowledged to faust only after its
+output record (or its dead letter) is acknowledged by the broker; faust commits the
+highest offset below which every input is acknowledged, every `commit_interval_s` and on
+a clean stop. A crash replays everything after the last commit: consumers dedupe on
+`event_id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from models.base import ModelInfo, TextScore
+from schemas.events import DeadLetterReason, EditorEvent
+from stream.batching import Batch, BatchPolicy, MicroBatcher
+from stream.codec import dead_letter, dead_letter_headers, decode_event, encode, scored_event
+from stream.config import Settings
+from stream.errors import DecodeError
+from stream.metrics import ValenceMetrics
+from stream.publishing import Delivery, Sink
+from stream.scoring import BatchScorer
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a raw message came from: enough to dead-letter it and to acknowledge it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    ack: Ack
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    event: EditorEvent
+    source: Source
+    tokens: int
+    received_at: datetime
+    received_mono: float
+
+
+class ScoringPipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        scorer: BatchScorer,
+        sink: Sink,
+        metrics: ValenceMetrics,
+        on_fatal: Callable[[BaseException], Awaitable[None]],
+    ):
+        self.settings = settings
+        self.scorer = scorer
+        self.sink = sink
+        self.metrics = metrics
+        self.model: ModelInfo = scorer.scorer.info
+        self.batcher: MicroBatcher[Received] = MicroBatcher(
+            BatchPolicy(
+                max_events=settings.batch_max_events,
+                max_tokens=settings.batch_max_tokens,
+                max_wait_s=settings.batch_max_wait_s,
+                flush_when_idle=settings.batch_flush_when_idle,
+            ),
+            max_pending=settings.max_in_flight_events,
+        )
+        self.delivery = Delivery(on_fatal)
+        self._on_fatal = on_fatal
+
+    # --- bytes -> event ------------------------------------------------------------------
+    async def submit(self, raw: bytes | None, source: Source) -> None:
+        """Decode one raw message and queue it for scoring, or dead-letter it.
+
+        Waits (backpressure) while too many events are in flight.
+        """
+        self.metrics.events_in.labels(source.topic).inc()
+        self.metrics.events_in_flight.inc()
+        try:
+            event = decode_event(
+                raw,
+                max_bytes=self.settings.max_event_bytes,
+                max_text_chars=self.settings.max_text_chars,
+            )
+        except DecodeError as exc:
+            await self._dead_letter(raw, source, exc.reason, exc.detail, exc.event_id)
+            return
+        received = Received(
+            event=event,
+            source=source,
+            tokens=self.scorer.scorer.count_tokens(event.text),
+            received_at=datetime.now(UTC),
+            received_mono=time.monotonic(),
+        )
+        await self.batcher.put(received, received.tokens)
+
+    # --- batch -> model -> scored event -> bytes -------------------------------------------
+    async def run(self) -> None:
+        """Score batches until `close` is called and the queue is empty.
+
+        Any error here (a broken model, a failed send) is fatal: `on_fatal` stops the
+        worker, and whatever was not acknowledged is redelivered after a restart.
+        """
+        try:
+            while (batch := await self.batcher.next_batch()) is not None:
+                await self.process(batch)
+            await self.delivery.wait_all()
+        except Exception as exc:
+            await self._on_fatal(exc)
+            raise
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+    async def process(self, batch: Batch[Received]) -> None:
+        items = batch.items
+        started_mono = time.monotonic()
+        results = await self.scorer.score([item.event.text for item in items])
+        inference_s = time.monotonic() - started_mono
+        self.metrics.inference_duration.observe(inference_s)
+        self.metrics.batch_events.observe(len(items))
+        self.metrics.batch_tokens.observe(batch.tokens)
+        scored_at = datetime.now(UTC)
+        futures = []
+        scored: list[Received] = []
+        for item, result in zip(items, results, strict=True):
+            self.metrics.queue_duration.observe(max(0.0, started_mono - item.received_mono))
+            if isinstance(result, Exception):
+                await self._dead_letter_event(item, result)
+                continue
+            payload = self._scored(item, result, batch, started_mono, inference_s, scored_at)
+            futures.append(
+                await self.sink.send(
+                    self.settings.output_topic, item.event.doc_id.encode(), encode(payload)
+                )
+            )
+            scored.append(item)
+
+        async def delivered() -> None:
+            now = datetime.now(UTC)
+            for item in scored:
+                await item.source.ack()
+                latency = (now - item.event.produced_at).total_seconds()
+                self.metrics.end_to_end_latency.observe(max(0.0, latency))
+            self.metrics.events_out.labels(self.settings.output_topic).inc(len(scored))
+            self.metrics.events_in_flight.dec(len(scored))
+            await self.batcher.release(len(items))
+
+        await self.delivery.track(futures, delivered)
+
+    def _scored(
+        self,
+        item: Received,
+        score: TextScore,
+        batch: Batch[Received],
+        started_mono: float,
+        inference_s: float,
+        scored_at: datetime,
+    ) -> dict[str, object]:
+        timings = {
+            "produced_at": item.event.produced_at,
+            "received_at": item.received_at,
+            "queued_ms": round(max(0.0, started_mono - item.received_mono) * 1000, 3),
+            "inference_ms": round(inference_s * 1000, 3),
+            "batch_events": len(batch.items),
+            "batch_tokens": batch.tokens,
+        }
+        return scored_event(item.event, score, self.model, timings, scored_at)
+
+    # --- dead letters ------------------------------------------------------------------------
+    async def _dead_letter_event(self, item: Received, error: Exception) -> None:
+        # The raw bytes are gone once decoded: re-encode the validated event (same content).
+        raw = encode(item.event.model_dump(mode="json"))
+        await self._dead_letter(
+            raw,
+            item.source,
+            DeadLetterReason.SCORING_FAILED,
+            repr(error),
+            item.event.event_id,
+            release=False,
+        )
+
+    async def _dead_letter(
+        self,
+        raw: bytes | None,
+        source: Source,
+        reason: DeadLetterReason,
+        detail: str,
+        event_id: str | None,
+        release: bool = False,
+    ) -> None:
+        log.info(
+            "dead-lettering %s[%d]@%d: %s: %s",
+            source.topic,
+            source.partition,
+            source.offset,
+            reason.value,
+            detail,
+        )
+        letter = dead_letter(
+            raw,
+            reason,
+            detail,
+            topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
+            timestamp_ms=source.timestamp_ms,
+            key=source.key,
+            event_id=event_id,
+        )
+        future = await self.sink.send(
+            self.settings.dead_letter_topic,
+            source.key,
+            encode(letter),
+            dead_letter_headers(reason, detail, source.topic, source.partition, source.offset),
+        )
+
+        async def delivered() -> None:
+            await source.ack()
+            self.metrics.events_dead_lettered.labels(reason.value).inc()
+            self.metrics.events_in_flight.dec()
+            if release:
+                await self.batcher.release(1)
+
+        await self.delivery.track([future], delivered)

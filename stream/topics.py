@@ -1,0 +1,101 @@
+"""Create Valence's Kafka topics with chosen partition counts.
+
+faust does not create an agent's source topic with a chosen partition count, and a topic
+auto-created by the broker gets its default count, so topics are created here first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from stream.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(
+    settings: Settings, names_and_partitions: Mapping[str, int], timeout_s: float = 30.0
+) -> list[str]:
+    """Create the missing topics; return the names created (idempotent).
+
+    Existing topics are left as they are (a smaller partition count is only logged).
+    Returns once the metadata names a leader for every partition of every named topic
+    (clients may still see a brief, retried NOT_LEADER while the broker loads them).
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+        **settings.kafka_client_options(),
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = {n: p for n, p in names_and_partitions.items() if n not in existing}
+        created = await _create(admin, missing, settings.topic_replication)
+        await _wait_for_leaders(admin, names_and_partitions, timeout_s)
+        return created
+    finally:
+        await admin.close()
+
+
+def create_topics(
+    settings: Settings, topics: Mapping[str, int], timeout_s: float = 30.0
+) -> list[str]:
+    """Blocking `ensure_topics`, for the CLI and for code outside an event loop."""
+    return asyncio.run(ensure_topics(settings, topics, timeout_s))
+
+
+async def _create(
+    admin: AIOKafkaAdminClient, missing: Mapping[str, int], replication: int
+) -> list[str]:
+    if not missing:
+        return []
+    new = [NewTopic(name, partitions, replication) for name, partitions in missing.items()]
+    try:
+        response = await admin.create_topics(new)
+    except TopicAlreadyExistsError:  # another process created them meanwhile
+        return []
+    created = []
+    for topic, code, *message in response.topic_errors:
+        if code == 0:
+            created.append(topic)
+        elif code != TopicAlreadyExistsError.errno:
+            raise for_code(code)(f"creating topic {topic!r}: {message[0] if message else ''}")
+    return created
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, wanted: Mapping[str, int], timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    described = await admin.describe_topics(list(wanted))
+    _warn_if_fewer_partitions(described, wanted)
+    while not all(_has_leaders(topic) for topic in described):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics {sorted(wanted)} have no leaders after {timeout_s:g}s")
+        await asyncio.sleep(0.2)
+        described = await admin.describe_topics(list(wanted))
+
+
+def _has_leaders(topic: dict[str, Any]) -> bool:
+    partitions = topic["partitions"]
+    if topic["error_code"] != 0 or not partitions:
+        return False
+    return all(partition["leader"] >= 0 for partition in partitions)
+
+
+def _warn_if_fewer_partitions(described: list[dict[str, Any]], wanted: Mapping[str, int]) -> None:
+    for topic in described:
+        have, want = len(topic["partitions"]), wanted.get(topic["topic"], 0)
+        if 0 < have < want:
+            log.warning(
+                "topic %s has %d partitions, fewer than the %d asked for; left as it is",
+                topic["topic"], have, want,
+            )  # fmt: skip

@@ -1,0 +1,173 @@
+"""The worker end to end against the real broker: a child `valence worker` process, real
+topics, the shipped model."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream.client import editor_event, send_events
+from stream.config import Settings
+from tests.integration.workers import WorkerProcess, collect, isolated_settings
+
+
+@pytest.fixture
+def settings(kafka: Settings) -> Settings:
+    # Below the broker's 1 MB message limit, so an oversized event can reach the worker.
+    return isolated_settings(kafka, max_event_bytes=200_000)
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+def _events(count: int, prefix: str) -> list[dict]:
+    texts = [
+        "I am so happy today, everything worked!",
+        "This is terrible. I am furious about the delay.",
+        "The meeting moved to 3 pm.",
+        "I'm scared of what the results will show.",
+    ]
+    return [
+        editor_event(texts[i % len(texts)], doc_id=f"doc-{i % 7}", revision=i,
+                     event_id=f"{prefix}-{i}")
+        for i in range(count)
+    ]
+
+
+def test_n_events_in_n_scored_events_out(settings: Settings, worker: WorkerProcess) -> None:
+    events = _events(40, "n")
+    long_text = " ".join(["The committee reviewed every proposal in detail."] * 80)
+    events.append(editor_event(long_text, doc_id="doc-long", event_id="n-long"))
+    asyncio.run(send_events(settings, events))
+    records = collect(settings, settings.output_topic, until={e["event_id"] for e in events})
+    by_id = {r["value"]["event_id"]: r for r in records}
+    assert set(by_id) == {e["event_id"] for e in events}
+    for sent in events:
+        record = by_id[sent["event_id"]]
+        out = record["value"]
+        assert record["key"] == sent["doc_id"]
+        assert (out["doc_id"], out["user_id"], out["revision"]) == (
+            sent["doc_id"], sent["user_id"], sent["revision"])
+        assert math.isclose(sum(out["sentiment"]["probabilities"].values()), 1, abs_tol=1e-3)
+        assert math.isclose(sum(out["emotion"]["probabilities"].values()), 1, abs_tol=1e-3)
+        assert out["sentences"], "every text has at least one scored sentence"
+    # Nothing of a long text is dropped: its sentences cover it to the end.
+    long_out = by_id["n-long"]["value"]
+    assert len(long_out["sentences"]) == 80
+    assert long_out["sentences"][-1]["end"] == len(long_text)
+    # Several events share a model call when they arrive together.
+    assert max(r["value"]["timings"]["batch_events"] for r in records) > 1
+    status, body = worker.http("/metrics")
+    assert status == 200
+    assert "valence_end_to_end_latency_seconds_bucket" in body
+    assert f'valence_events_out_total{{topic="{settings.output_topic}"}} 41.0' in body
+
+
+def test_malformed_events_are_dead_lettered_with_their_reason(
+    settings: Settings, worker: WorkerProcess
+) -> None:
+    good = _events(5, "ok")
+    base = editor_event("fine text", event_id="bad-x")
+    bad: dict[str, bytes] = {
+        "not_json": b"{this is not json",
+        "not_utf8": b'{"text": "\xff\xfe"}',
+        "not_an_object": b"[1, 2, 3]",
+        "invalid_event": orjson.dumps({**base, "event_id": "bad-types", "revision": "seven"}),
+        "empty_text": orjson.dumps({**base, "event_id": "bad-empty", "text": "   "}),
+        "unknown_schema_version": orjson.dumps({**base, "event_id": "bad-v", "schema_version": 9}),
+        "too_large": orjson.dumps({**base, "event_id": "bad-big", "text": "a" * 300_000}),
+    }
+    stream: list[dict | bytes] = [good[0], *bad.values(), *good[1:]]
+    asyncio.run(send_events(settings, stream))
+    letters = collect(settings, settings.dead_letter_topic, count=len(bad))
+    assert Counter(r["value"]["reason"] for r in letters) == Counter(list(bad))
+    originals = {r["value"]["reason"]: r["value"]["original_b64"] for r in letters}
+    import base64
+
+    assert base64.b64decode(originals["not_json"]) == bad["not_json"]
+    assert all(r["value"]["source"]["topic"] == settings.input_topic for r in letters)
+    scored = collect(settings, settings.output_topic, until={e["event_id"] for e in good})
+    assert {r["value"]["event_id"] for r in scored} == {e["event_id"] for e in good}
+    worker.assert_alive()
+    assert worker.http("/health")[0] == 200
+    _, metrics = worker.http("/metrics")
+    assert 'valence_events_dead_lettered_total{reason="not_json"} 1.0' in metrics
+
+
+def _all_ids(settings: Settings, expected: set[str]) -> tuple[Counter, set[str]]:
+    scored = collect(settings, settings.output_topic, until=expected, timeout_s=240)
+    counts = Counter(r["value"]["event_id"] for r in scored)
+    letters = collect(settings, settings.dead_letter_topic, timeout_s=3)
+    return counts, {r["value"]["event_id"] for r in letters}
+
+
+def test_sigkill_mid_stream_loses_nothing(settings: Settings, tmp_path: Path) -> None:
+    events = _events(3000, "crash")
+    expected = {e["event_id"] for e in events}
+    first = WorkerProcess(settings, tmp_path / "first.log").start()
+    try:
+        first.wait_ready()
+        asyncio.run(send_events(settings, events))
+        # Kill it hard once it has published part of the stream, not all of it.
+        partial = collect(settings, settings.output_topic, count=400, timeout_s=240)
+        assert len(partial) >= 400, first.log_tail()
+        first.signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        first.stop()
+    second = WorkerProcess(settings, tmp_path / "second.log").start()
+    try:
+        second.wait_ready()
+        scored, dead = _all_ids(settings, expected)
+    finally:
+        second.stop()
+    missing = expected - set(scored) - dead
+    assert not missing, f"{len(missing)} events lost, e.g. {sorted(missing)[:5]}"
+    assert not dead, "no event of this stream is malformed"
+
+
+def test_sigterm_finishes_in_flight_work_and_commits(settings: Settings, tmp_path: Path) -> None:
+    events = _events(1500, "term")
+    expected = {e["event_id"] for e in events}
+    first = WorkerProcess(settings, tmp_path / "first.log").start()
+    try:
+        first.wait_ready()
+        asyncio.run(send_events(settings, events))
+        collect(settings, settings.output_topic, count=300, timeout_s=240)
+        first.signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert first.wait(90) == 0, first.log_tail()
+        stop_s = time.monotonic() - started
+    finally:
+        first.stop()
+    before_restart = Counter(
+        r["value"]["event_id"] for r in collect(settings, settings.output_topic, timeout_s=3)
+    )
+    second = WorkerProcess(settings, tmp_path / "second.log").start()
+    try:
+        second.wait_ready()
+        scored, _ = _all_ids(settings, expected)
+    finally:
+        second.stop()
+    assert expected <= set(scored), "a graceful stop must not lose events"
+    # Everything published before the stop was committed: nothing is scored twice.
+    duplicates = [event_id for event_id, n in scored.items() if n > 1]
+    assert not duplicates, (
+        f"{len(duplicates)} duplicates after a graceful stop "
+        f"({len(before_restart)} published before it, stop took {stop_s:.1f}s)"
+    )

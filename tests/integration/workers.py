@@ -1,0 +1,138 @@
+"""Run `valence worker` as a real child process against the test broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stream.client import read_topic
+from stream.config import Settings
+from stream.topics import create_topics
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def isolated_settings(kafka: Settings, **overrides: Any) -> Settings:
+    """Fresh topics and consumer group per test, so tests never see each other's events."""
+    tag = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        **kafka.model_dump(exclude_none=True),
+        "app_id": f"valence-test-{tag}",
+        "input_topic": f"in-{tag}",
+        "output_topic": f"out-{tag}",
+        "dead_letter_topic": f"dlq-{tag}",
+        "http_port": free_port(),
+        "topic_partitions": 3,
+        "commit_interval_s": 0.5,
+        **overrides,
+    }
+    settings = Settings(**values)
+    create_topics(settings, {settings.input_topic: 3, settings.output_topic: 3,
+                                  settings.dead_letter_topic: 1})
+    return settings
+
+
+@dataclass
+class WorkerProcess:
+    settings: Settings
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = dict(os.environ)
+        for name, value in self.settings.model_dump(exclude_none=True).items():
+            env[f"VALENCE_{name.upper()}"] = str(value)
+        env["PYTHONUNBUFFERED"] = "1"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "stream.cli", "worker"], stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+        )
+        return self
+
+    def http(self, path: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.settings.http_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.assert_alive()
+            try:
+                if self.http("/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")
+
+    def assert_alive(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"worker exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def wait(self, timeout_s: float = 120.0) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout_s)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def collect(
+    settings: Settings, topic: str, until: Iterable[str] | None = None, count: int | None = None,
+    timeout_s: float = 180.0,
+) -> list[dict[str, Any]]:
+    """Read `topic` from the start until every id in `until` (or `count` records) is seen."""
+    wanted = set(until or ())
+
+    async def read() -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        deadline = time.monotonic() + timeout_s
+        async for record in read_topic(settings, topic, idle_timeout_s=timeout_s):
+            records.append(record)
+            event_id = record["value"].get("event_id")
+            if event_id:
+                seen.add(event_id)
+            if (wanted and wanted <= seen) or (count is not None and len(records) >= count):
+                break
+            if time.monotonic() > deadline:
+                break
+        return records
+
+    return asyncio.run(read())

@@ -1,0 +1,108 @@
+"""The flush rule: events, tokens and wait, and the idle flush."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from stream.batching import BatchAccumulator, BatchPolicy, MicroBatcher
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_flushes_at_max_events() -> None:
+    acc: BatchAccumulator[int] = BatchAccumulator(BatchPolicy(max_events=3, max_tokens=10**6,
+                                                              flush_when_idle=False), Clock())
+    for i in range(3):
+        assert not acc.should_flush(model_idle=False)
+        acc.add(i, 5)
+    assert acc.should_flush(model_idle=False)
+    assert not acc.fits(1)
+    batch = acc.drain()
+    assert batch.items == [0, 1, 2] and batch.tokens == 15 and len(acc) == 0
+
+
+def test_token_cap_refuses_an_item_that_would_overflow() -> None:
+    acc: BatchAccumulator[str] = BatchAccumulator(BatchPolicy(max_events=100, max_tokens=100),
+                                                  Clock())
+    acc.add("a", 60)
+    assert not acc.fits(41)
+    assert acc.fits(40)
+
+
+def test_single_item_over_the_token_cap_is_still_accepted() -> None:
+    acc: BatchAccumulator[str] = BatchAccumulator(BatchPolicy(max_tokens=100), Clock())
+    assert acc.fits(5_000)
+    acc.add("long", 5_000)
+    assert acc.is_full()
+
+
+def test_wait_counts_from_the_first_item() -> None:
+    clock = Clock()
+    acc: BatchAccumulator[int] = BatchAccumulator(
+        BatchPolicy(max_events=10, max_wait_s=0.05, flush_when_idle=False), clock
+    )
+    acc.add(1, 1)
+    clock.now += 0.03
+    acc.add(2, 1)
+    assert not acc.should_flush(model_idle=True)
+    clock.now += 0.021
+    assert acc.should_flush(model_idle=False)
+
+
+def test_idle_model_flushes_at_once_when_enabled() -> None:
+    acc: BatchAccumulator[int] = BatchAccumulator(BatchPolicy(max_wait_s=10), Clock())
+    acc.add(1, 1)
+    assert acc.should_flush(model_idle=True)
+    assert not acc.should_flush(model_idle=False)
+
+
+def test_invalid_policy_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        BatchPolicy(max_events=0)
+
+
+def test_micro_batcher_honours_tokens_order_and_backpressure() -> None:
+    async def scenario() -> None:
+        batcher: MicroBatcher[int] = MicroBatcher(
+            BatchPolicy(max_events=4, max_tokens=100, max_wait_s=0.01), max_pending=6
+        )
+        for i in range(6):
+            await batcher.put(i, 40)
+        blocked = asyncio.ensure_future(batcher.put(6, 40))
+        await asyncio.sleep(0.01)
+        assert not blocked.done(), "put must wait while max_pending items are in flight"
+        first = await batcher.next_batch()
+        assert first is not None and first.items == [0, 1]  # 3 x 40 > 100 tokens
+        await batcher.release(2)
+        await asyncio.wait_for(blocked, 1)
+        rest = []
+        await batcher.close()
+        while (batch := await batcher.next_batch()) is not None:
+            rest.extend(batch.items)
+            assert batch.tokens <= 100
+        assert rest == [2, 3, 4, 5, 6]
+
+    asyncio.run(scenario())
+
+
+def test_micro_batcher_waits_out_the_timer_without_idle_flush() -> None:
+    async def scenario() -> float:
+        batcher: MicroBatcher[int] = MicroBatcher(
+            BatchPolicy(max_events=100, max_wait_s=0.2, flush_when_idle=False), max_pending=100
+        )
+        loop = asyncio.get_running_loop()
+        await batcher.put(1, 1)
+        started = loop.time()
+        batch = await batcher.next_batch()
+        assert batch is not None and batch.items == [1]
+        return loop.time() - started
+
+    assert asyncio.run(scenario()) >= 0.15

@@ -1,0 +1,151 @@
+"""The pipeline's delivery rules, with a fake model and a fake broker (no Kafka here).
+
+An input is acknowledged only after its output record is delivered; a failed delivery
+acknowledges nothing; a poison event is dead-lettered alone; a broken model stops the
+worker without acknowledging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from models.base import LabelScores, ModelInfo, Scorer, TextScore
+from stream.config import Settings
+from stream.errors import ModelError
+from stream.metrics import ValenceMetrics
+from stream.pipeline import ScoringPipeline, Source
+from stream.scoring import BatchScorer
+
+
+class FakeScorer(Scorer):
+    info = ModelInfo("fake", "0", "none", "cpu", "fp32")
+
+    def __init__(self, poison: str = "POISON", broken: bool = False) -> None:
+        self.calls: list[int] = []
+        self.poison, self.broken = poison, broken
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 2
+
+    def score(self, texts: Sequence[str]) -> list[TextScore]:
+        self.calls.append(len(texts))
+        if self.broken or any(self.poison in text for text in texts):
+            raise RuntimeError("model exploded")
+        sentiment = LabelScores("positive", {"negative": 0.1, "neutral": 0.1, "positive": 0.8})
+        emotion = LabelScores(
+            "joy", {"joy": 0.6, "surprise": 0.1, "anger": 0.1, "fear": 0.1, "sadness": 0.1}
+        )
+        return [TextScore(sentiment, 0.7, emotion, 0.5, [], 3) for _ in texts]
+
+
+class FakeSink:
+    def __init__(self, fail: bool = False) -> None:
+        self.records: list[tuple[str, bytes | None, bytes]] = []
+        self.fail = fail
+        self.futures: list[asyncio.Future[None]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = None):
+        self.records.append((topic, key, value))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail:
+            future.set_exception(ConnectionError("broker gone"))
+        else:
+            future.set_result(None)
+        return future
+
+
+def event(i: int, text: str = "I am happy") -> bytes:
+    return orjson.dumps({
+        "event_id": f"e{i}", "doc_id": f"d{i % 3}", "user_id": "u", "revision": i,
+        "text": text, "produced_at": "2026-11-26T09:00:00+00:00",
+    })
+
+
+async def run(raws: list[bytes], scorer: FakeScorer, sink: FakeSink) -> tuple[list[int], list]:
+    acked: list[int] = []
+    fatal: list[BaseException] = []
+
+    async def on_fatal(exc: BaseException) -> None:
+        fatal.append(exc)
+
+    settings = Settings(batch_max_events=4, batch_max_wait_s=0.01, max_in_flight_events=8)
+    metrics = ValenceMetrics.create(CollectorRegistry())
+    pipeline = ScoringPipeline(settings, BatchScorer(scorer), sink, metrics, on_fatal)
+    runner = asyncio.ensure_future(pipeline.run())
+    for offset, raw in enumerate(raws):
+        async def ack(offset: int = offset) -> None:
+            acked.append(offset)
+
+        await pipeline.submit(raw, Source("in", 0, offset, None, b"k", ack))
+    await pipeline.close()
+    try:
+        await asyncio.wait_for(runner, 10)
+    except ModelError as exc:
+        fatal.append(exc)
+    return acked, fatal
+
+
+def test_every_input_is_scored_and_acknowledged_after_delivery() -> None:
+    sink = FakeSink()
+    acked, fatal = asyncio.run(run([event(i) for i in range(10)], FakeScorer(), sink))
+    assert sorted(acked) == list(range(10)) and not fatal
+    outputs = [orjson.loads(value) for topic, _, value in sink.records if topic == "valence.scored-events"]
+    assert [o["event_id"] for o in outputs] == [f"e{i}" for i in range(10)]
+    assert all(key == f"d{i % 3}".encode() for i, (_, key, _) in enumerate(sink.records))
+    assert max(o["timings"]["batch_events"] for o in outputs) <= 4
+
+
+def test_failed_delivery_acknowledges_nothing_and_is_fatal() -> None:
+    acked, fatal = asyncio.run(run([event(i) for i in range(5)], FakeScorer(), FakeSink(fail=True)))
+    assert acked == []
+    assert fatal and isinstance(fatal[0], ConnectionError)
+
+
+def test_poison_event_is_dead_lettered_alone() -> None:
+    sink = FakeSink()
+    raws = [event(0), event(1, "POISON pill"), event(2), b"not json"]
+    acked, fatal = asyncio.run(run(raws, FakeScorer(), sink))
+    assert sorted(acked) == [0, 1, 2, 3] and not fatal
+    letters = {
+        orjson.loads(value)["source"]["offset"]: orjson.loads(value)["reason"]
+        for topic, _, value in sink.records if topic == "valence.dead-letter"
+    }
+    assert letters == {1: "scoring_failed", 3: "not_json"}
+
+
+def test_broken_model_stops_without_acknowledging() -> None:
+    acked, fatal = asyncio.run(run([event(i) for i in range(6)], FakeScorer(broken=True),
+                                   FakeSink()))
+    assert acked == []
+    assert any(isinstance(exc, ModelError) for exc in fatal)
+
+
+@pytest.mark.parametrize("count", [1, 9])
+def test_in_flight_gauge_returns_to_zero(count: int) -> None:
+    async def scenario() -> float:
+        settings = Settings(batch_max_events=4, batch_max_wait_s=0.0)
+        metrics = ValenceMetrics.create(CollectorRegistry())
+
+        async def on_fatal(exc: BaseException) -> None:
+            raise AssertionError(exc)
+
+        pipeline = ScoringPipeline(settings, BatchScorer(FakeScorer()), FakeSink(), metrics,
+                                   on_fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def ack() -> None:
+            return None
+
+        for offset in range(count):
+            await pipeline.submit(event(offset), Source("in", 0, offset, None, None, ack))
+        await pipeline.close()
+        await runner
+        return metrics.registry.get_sample_value("valence_events_in_flight") or 0.0
+
+    assert asyncio.run(scenario()) == 0.0
