@@ -1,0 +1,1 @@
+"""Deployment helpers: the local Apache Kafka broker (deploy.kafka)."""
