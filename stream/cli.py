@@ -56,17 +56,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
     from deploy.kafka import launcher
 
     action = {"start": launcher.start, "stop": launcher.stop, "status": launcher.status}
     status = action[args.action](settings)
-    if status is not None:
-        print(
-            orjson.dumps(status, default=str).decode()
-            if not hasattr(status, "__dict__")
-            else orjson.dumps(vars(status), default=str).decode()
-        )
-    return 0
+    state = "running" if status.running else "stopped"
+    print(f"kafka {state}: {orjson.dumps(asdict(status), default=str).decode()}")
+    return 0 if status.running or args.action == "stop" else 3
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,11 +144,12 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from models import training
 
-    return int(training.main(args.train_args) or 0)
+    argv = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    return int(training.main(argv) or 0)
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from models.evaluation import evaluate_file
+    from models.evaluation import evaluate
     from models.loading import load_scorer
 
     scorer = load_scorer(
@@ -160,8 +159,13 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         torch_threads=settings.torch_threads,
         max_segment_tokens=settings.max_segment_tokens,
     )
-    report = evaluate_file(scorer, Path(args.data), task=args.task, output=args.output)
-    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    report = evaluate(
+        scorer, Path(args.data), args.task, limit=args.limit, progress=sys.stderr.isatty()
+    )
+    text = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
     return 0
 
 
@@ -232,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", help="JSONL with `text` and `label` (or GoEmotions `labels`).")
     evaluate.add_argument("--task", choices=["emotion", "sentiment"], required=True)
     evaluate.add_argument("--output", help="Also write the report as JSON here.")
+    evaluate.add_argument("--limit", type=int, default=None, help="Only the first N rows.")
 
     demo = add(
         "demo",

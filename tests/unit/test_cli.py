@@ -1,0 +1,56 @@
+"""The command line: help everywhere, one-line errors, and offline scoring with the shipped
+model."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from stream.cli import build_parser, main
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001
+    return sorted(action.choices)
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert "usage: valence" in capsys.readouterr().out
+
+
+def test_bad_setting_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "hi", "--batch-max-events", "many"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("valence: error: setting batch_max_events")
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_missing_file_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--file", "/nonexistent/events.jsonl"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("valence: error:") and "\n" not in err
+
+
+def test_score_happy_text_with_the_shipped_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "I am so happy today"]) == 0
+    record = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["emotion"]["label"] == "joy"
+    assert record["sentiment"]["label"] == "positive"
+    assert record["sentiment"]["valence"] > 0.3
+
+
+def test_score_file_keeps_ids_and_scores_every_line(tmp_path, capsys) -> None:
+    from stream.cli import SAMPLE_EVENTS
+
+    out = tmp_path / "scored.jsonl"
+    assert main(["score", "--file", str(SAMPLE_EVENTS), "--output", str(out)]) == 0
+    lines = [orjson.loads(line) for line in out.read_text().splitlines()]
+    sent = [orjson.loads(line) for line in SAMPLE_EVENTS.read_text().splitlines()]
+    assert [r["event_id"] for r in lines] == [e["event_id"] for e in sent]
+    for record in lines:
+        assert abs(sum(record["emotion"]["probabilities"].values()) - 1) < 1e-3
