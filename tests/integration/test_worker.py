@@ -171,3 +171,32 @@ def test_sigterm_finishes_in_flight_work_and_commits(settings: Settings, tmp_pat
         f"{len(duplicates)} duplicates after a graceful stop "
         f"({len(before_restart)} published before it, stop took {stop_s:.1f}s)"
     )
+
+
+def test_second_worker_joining_mid_stream_loses_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Consumer-group scaling: a rebalance in the middle of a stream moves partitions
+    between workers; every event still comes out (duplicates allowed)."""
+    events = _events(4000, "scale")
+    expected = {e["event_id"] for e in events}
+    first = WorkerProcess(settings, tmp_path / "first.log").start()
+    second = WorkerProcess(
+        settings.model_copy(update={"http_port": settings.http_port + 1}), tmp_path / "second.log"
+    )
+    try:
+        first.wait_ready()
+        asyncio.run(send_events(settings, events))
+        collect(settings, settings.output_topic, count=200, timeout_s=240)
+        second.start()
+        second.wait_ready()
+        _, ready = second.http("/ready")
+        scored_before = len(collect(settings, settings.output_topic, timeout_s=2))
+        scored, dead = _all_ids(settings, expected)
+    finally:
+        first.stop()
+        second.stop()
+    assert scored_before < len(expected), "inconclusive: the stream ended before the rebalance"
+    assert orjson.loads(ready)["assigned_partitions"] >= 1, ready
+    missing = expected - set(scored) - dead
+    assert not missing, f"{len(missing)} events lost across the rebalance"

@@ -11,7 +11,7 @@ from stream.cli import build_parser, main
 
 def _subcommands() -> list[str]:
     parser = build_parser()
-    action = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001
+    action = next(a for a in parser._actions if a.dest == "command")
     return sorted(action.choices)
 
 
