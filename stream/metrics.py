@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 # 1 ms .. 30 s, roughly x2 per step: fine where editors feel latency (50-700 ms).
 LATENCY_BUCKETS_S: tuple[float, ...] = (
@@ -61,6 +61,15 @@ class ValenceMetrics:
     batch_tokens: Histogram
     model_info: Info
     model_ready: Gauge
+    batch_max_events: Gauge
+    batch_max_tokens: Gauge
+    consumer_lag: Gauge
+    assigned_partitions: Gauge
+    rebalances: Counter
+    commit_latency: Histogram
+    gpu_utilization: Gauge
+    gpu_memory_allocated: Gauge
+    process: ProcessCollector
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ValenceMetrics:
@@ -128,4 +137,52 @@ class ValenceMetrics:
                 "1 once the model is loaded and warmed up.",
                 registry=registry,
             ),
+            # The configured limits, so dashboards can show how full batches are.
+            batch_max_events=Gauge(
+                "valence_batch_max_size_events",
+                "Configured most events in one model call (batch_max_events).",
+                registry=registry,
+            ),
+            batch_max_tokens=Gauge(
+                "valence_batch_max_size_tokens",
+                "Configured most tokens in one model call (batch_max_tokens).",
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "valence_consumer_lag_messages",
+                "Log-end offset minus the group's committed offset, per assigned partition.",
+                ["topic", "partition"],
+                registry=registry,
+            ),
+            assigned_partitions=Gauge(
+                "valence_consumer_assigned_partitions",
+                "Partitions assigned to this worker, per topic.",
+                ["topic"],
+                registry=registry,
+            ),
+            rebalances=Counter(
+                "valence_consumer_rebalances",
+                "Consumer group rebalances this worker took part in.",
+                registry=registry,
+            ),
+            commit_latency=Histogram(
+                "valence_consumer_commit_latency_seconds",
+                "Duration of one offset commit that committed something.",
+                buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            gpu_utilization=Gauge(
+                "valence_gpu_utilization_ratio",
+                "GPU busy time over the driver's last sample period, 0..1 (needs nvidia-ml-py).",
+                ["device"],
+                registry=registry,
+            ),
+            gpu_memory_allocated=Gauge(
+                "valence_gpu_memory_allocated_bytes",
+                "GPU memory held by this process's tensors.",
+                ["device"],
+                registry=registry,
+            ),
+            # CPU seconds, RSS, open fds of this process as valence_process_* (Linux only).
+            process=ProcessCollector(namespace="valence", registry=registry),
         )
