@@ -36,17 +36,25 @@ SENTIMENT_ALIASES: dict[str, str] = {
 GOEMOTIONS_TO_EMOTION: dict[str, str] = {
     **dict.fromkeys(
         (
-            "joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism",
-            "relief", "pride", "admiration", "desire", "caring",
+            "joy",
+            "amusement",
+            "approval",
+            "excitement",
+            "gratitude",
+            "love",
+            "optimism",
+            "relief",
+            "pride",
+            "admiration",
+            "desire",
+            "caring",
         ),
         "joy",
     ),
     **dict.fromkeys(("surprise", "realization", "confusion", "curiosity"), "surprise"),
     **dict.fromkeys(("anger", "annoyance", "disapproval"), "anger"),
     **dict.fromkeys(("fear", "nervousness"), "fear"),
-    **dict.fromkeys(
-        ("sadness", "disappointment", "embarrassment", "grief", "remorse"), "sadness"
-    ),
+    **dict.fromkeys(("sadness", "disappointment", "embarrassment", "grief", "remorse"), "sadness"),
     "neutral": NO_EMOTION,
 }
 

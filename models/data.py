@@ -1,0 +1,99 @@
+"""Read the labelled JSONL data sets and map their label words onto Valence's labels.
+
+Formats (see data/README.md): one JSON object a line, `{"text": ..., "label": "<word>"}`
+(CARER, TweetEval, SST-2), or `{"text": ..., "labels": [<words>]}` (GoEmotions, multi-label).
+Label words go through models/labels.py, so CARER `love` becomes `joy` and GoEmotions' fine
+labels are grouped into Valence's five emotions (Ekman grouping, disgust dropped).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from models.labels import (
+    EMOTION_LABELS,
+    GOEMOTIONS_TO_EMOTION,
+    NO_EMOTION,
+    SENTIMENT_LABELS,
+    emotion_label,
+    sentiment_label,
+)
+
+Task = Literal["emotion", "sentiment"]
+TASKS: tuple[Task, ...] = ("emotion", "sentiment")
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One labelled text. `label` is a Valence label of `task` (or NO_EMOTION)."""
+
+    text: str
+    task: Task
+    label: str
+
+    @property
+    def label_index(self) -> int:
+        """Index of the label in its head's label order (NO_EMOTION has none)."""
+        return task_labels(self.task).index(self.label)
+
+
+def task_labels(task: Task) -> tuple[str, ...]:
+    """The head's label order for a task."""
+    return EMOTION_LABELS if task == "emotion" else SENTIMENT_LABELS
+
+
+def _rows(path: Path) -> Iterator[dict[str, object]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise ValueError(f"{path}:{number}: expected an object with a 'text' string")
+            yield row
+
+
+def _grouped_emotion(words: list[str]) -> str | None:
+    """One Valence emotion (or NO_EMOTION) for a GoEmotions label list, None if ambiguous.
+
+    Rows whose labels fall into two Valence emotions, or only into disgust, are dropped:
+    a single-label head cannot be scored against them.
+    """
+    groups = {GOEMOTIONS_TO_EMOTION[w] for w in words if w in GOEMOTIONS_TO_EMOTION}
+    emotions = groups - {NO_EMOTION}
+    if len(emotions) == 1:
+        return emotions.pop()
+    if not emotions and groups == {NO_EMOTION} and len(words) == 1:
+        return NO_EMOTION
+    return None
+
+
+def read_examples(
+    path: Path, task: Task, *, include_none: bool = True, limit: int | None = None
+) -> list[Example]:
+    """Labelled examples of `task` from a JSONL file, in file order.
+
+    Rows whose label has no Valence equivalent (e.g. GoEmotions disgust, or an emotion row
+    mapping to two emotions) are skipped. `include_none` keeps GoEmotions `neutral` rows as
+    NO_EMOTION examples (for the emotion task; they have no sentiment label).
+    """
+    examples: list[Example] = []
+    for row in _rows(path):
+        label: str | None
+        if "labels" in row:
+            words = [str(w).strip().lower() for w in row["labels"]]  # type: ignore[union-attr]
+            label = _grouped_emotion(words) if task == "emotion" else None
+            if label == NO_EMOTION and not include_none:
+                label = None
+        else:
+            word = str(row.get("label", ""))
+            label = emotion_label(word) if task == "emotion" else sentiment_label(word)
+        if label is not None:
+            examples.append(Example(text=str(row["text"]), task=task, label=label))
+            if limit is not None and len(examples) >= limit:
+                break
+    return examples

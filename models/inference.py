@@ -1,0 +1,268 @@
+"""`TransformerScorer`: texts -> sentences/chunks -> one batched forward pass -> scores.
+
+How a text is scored:
+
+1. The whole text is tokenized once (fast tokenizer, with character offsets) and split into
+   sentences (models/sentences.py); each token belongs to the sentence its first character
+   is in. A sentence longer than `max_segment_tokens` (special tokens included) is cut into
+   token windows, each mapped back to character offsets. Segments are contiguous, so every
+   non-whitespace character is in some segment: nothing is truncated.
+2. All segments of all texts go through the model together, sorted by length and cut into
+   sub-batches, so short segments are not padded to the longest one.
+3. A text's probabilities are the token-count-weighted mean of its segments' probabilities.
+
+The `none` rule: emotion_intensity = max(P(emotion)) x (1 - P(sentiment = neutral)). The
+emotion head was trained on CARER, which has no neutral text, so it always picks some emotion;
+the sentiment head's neutral class is what knows emotion-free text. When the intensity is
+below the manifest's `none_threshold` (tuned on GoEmotions, whose neutral rows are emotion-free;
+see models/calibration.py) the emotion label is `labels.NO_EMOTION`. The probabilities still
+list all five emotions and sum to 1.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerFast
+
+from models.artifact import ModelManifest
+from models.base import LabelScores, ModelInfo, Scorer, SegmentScore, TextScore
+from models.labels import NO_EMOTION
+from models.network import SentimentEmotionModel
+from models.sentences import split_sentences
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A piece of a text to score: character span and its token ids (no special tokens)."""
+
+    start: int
+    end: int
+    token_ids: list[int]
+
+
+def emotion_intensity(emotion_probs: Sequence[float], neutral_prob: float) -> float:
+    """Strength of the text's clearest emotion, discounted by how neutral the text is."""
+    return float(max(emotion_probs)) * (1.0 - float(neutral_prob))
+
+
+def _packed(segments: list[Segment], window: int) -> list[Segment]:
+    """Neighbouring segments merged while their tokens fit one window.
+
+    Opt-in (`pack_sentences`): the model was trained on whole short texts (tweets up to 64
+    tokens), and on TweetEval validation scoring a tweet whole beat averaging its sentences
+    (macro-recall 0.705 vs 0.667, see models/MODEL_CARD.md). Spans stay contiguous.
+    """
+    merged: list[Segment] = []
+    for segment in segments:
+        last = merged[-1] if merged else None
+        if last is not None and len(last.token_ids) + len(segment.token_ids) <= window:
+            merged[-1] = Segment(last.start, segment.end, last.token_ids + segment.token_ids)
+        else:
+            merged.append(segment)
+    return merged
+
+
+def _rstrip_end(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+class TransformerScorer(Scorer):
+    """Scores texts with a `SentimentEmotionModel`; one call at a time (the caller ensures)."""
+
+    def __init__(
+        self,
+        model: SentimentEmotionModel,
+        tokenizer: PreTrainedTokenizerFast,
+        manifest: ModelManifest,
+        *,
+        device: torch.device,
+        dtype_name: str,
+        max_segment_tokens: int = 128,
+        max_batch_segments: int = 64,
+        max_batch_tokens: int = 8192,
+        pack_sentences: bool = False,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.manifest = manifest
+        self.device = device
+        self.none_threshold = manifest.none_threshold
+        self.sentiment_labels = tuple(manifest.sentiment_labels)
+        self.emotion_labels = tuple(manifest.emotion_labels)
+        self._neutral = self.sentiment_labels.index("neutral")
+        self._specials = tokenizer.num_special_tokens_to_add(pair=False)
+        limit = int(getattr(model.encoder.config, "max_position_embeddings", 512))
+        if not self._specials < max_segment_tokens <= limit:
+            raise ValueError(f"max_segment_tokens must be in ({self._specials}, {limit}]")
+        self.max_segment_tokens = max_segment_tokens
+        self.pack_sentences = pack_sentences
+        self.max_batch_segments = max_batch_segments
+        self.max_batch_tokens = max(max_batch_tokens, max_segment_tokens)
+        self._pad_id = int(tokenizer.pad_token_id or 0)
+        self.info = ModelInfo(
+            name=manifest.name,
+            version=manifest.version,
+            backbone=manifest.backbone,
+            device=str(device),
+            dtype=dtype_name,
+        )
+
+    # --- segmentation -----------------------------------------------------------------------
+
+    def segments(self, text: str) -> list[Segment]:
+        """The text's segments in order (one empty segment for a text with no tokens)."""
+        encoding = self.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        ids: list[int] = encoding["input_ids"]
+        offsets: list[tuple[int, int]] = encoding["offset_mapping"]
+        sentences = split_sentences(text)
+        if not sentences or not ids:
+            return [Segment(0, len(text), [])]
+        starts = [start for start, _ in sentences]
+        members: list[list[int]] = [[] for _ in sentences]
+        for index, (token_start, _) in enumerate(offsets):
+            members[max(0, bisect_right(starts, token_start) - 1)].append(index)
+
+        window = self.max_segment_tokens - self._specials
+        result: list[Segment] = []
+        pending_start: int | None = None  # a token-less sentence waiting to join the next
+        for (s_start, s_end), tokens in zip(sentences, members, strict=True):
+            if not tokens:
+                # The tokenizer dropped the whole sentence (e.g. control characters): keep its
+                # text covered by joining it to a neighbouring segment.
+                if result:
+                    last = result[-1]
+                    result[-1] = Segment(last.start, s_end, last.token_ids)
+                elif pending_start is None:
+                    pending_start = s_start
+                continue
+            for first in range(0, len(tokens), window):
+                chunk = tokens[first : first + window]
+                start = s_start if first == 0 else offsets[chunk[0]][0]
+                if pending_start is not None:
+                    start, pending_start = pending_start, None
+                if first + window < len(tokens):
+                    end = _rstrip_end(text, start, offsets[tokens[first + window]][0])
+                else:
+                    end = s_end
+                result.append(Segment(start, end, [ids[i] for i in chunk]))
+        return _packed(result, window) if self.pack_sentences else result
+
+    def count_tokens(self, text: str) -> int:
+        return sum(len(s.token_ids) + self._specials for s in self.segments(text))
+
+    # --- model ------------------------------------------------------------------------------
+
+    def _sub_batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
+        """Indices sorted by length, cut so padded tokens and rows stay within the limits."""
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        batch: list[int] = []
+        for index in order:
+            width = lengths[index]  # sorted, so the newest is the longest
+            if batch and (
+                len(batch) >= self.max_batch_segments
+                or (len(batch) + 1) * width > self.max_batch_tokens
+            ):
+                yield batch
+                batch = []
+            batch.append(index)
+        if batch:
+            yield batch
+
+    def _forward(self, inputs: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Softmax probabilities (float64) of both heads for each input, in input order."""
+        sentiment = np.zeros((len(inputs), len(self.sentiment_labels)))
+        emotion = np.zeros((len(inputs), len(self.emotion_labels)))
+        with torch.inference_mode():
+            for batch in self._sub_batches([len(x) for x in inputs]):
+                width = max(len(inputs[i]) for i in batch)
+                ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, index in enumerate(batch):
+                    ids[row, : len(inputs[index])] = torch.tensor(inputs[index])
+                    mask[row, : len(inputs[index])] = 1
+                logits = self.model(ids.to(self.device), mask.to(self.device))
+                sentiment[batch] = torch.softmax(logits.sentiment.float(), -1).cpu().numpy()
+                emotion[batch] = torch.softmax(logits.emotion.float(), -1).cpu().numpy()
+        return sentiment, emotion
+
+    # --- scores -----------------------------------------------------------------------------
+
+    def _labels(
+        self, sentiment: np.ndarray, emotion: np.ndarray
+    ) -> tuple[LabelScores, LabelScores, float]:
+        emotion = emotion / emotion.sum()  # exact sum 1 after averaging and float rounding
+        intensity = emotion_intensity(emotion, sentiment[self._neutral])
+        best = self.emotion_labels[int(np.argmax(emotion))]
+        return (
+            LabelScores(
+                label=self.sentiment_labels[int(np.argmax(sentiment))],
+                probabilities=dict(zip(self.sentiment_labels, map(float, sentiment), strict=True)),
+            ),
+            LabelScores(
+                label=best if intensity >= self.none_threshold else NO_EMOTION,
+                probabilities=dict(zip(self.emotion_labels, map(float, emotion), strict=True)),
+            ),
+            intensity,
+        )
+
+    def score(self, texts: Sequence[str]) -> list[TextScore]:
+        per_text = [self.segments(text) for text in texts]
+        flat = [segment for segments in per_text for segment in segments]
+        inputs = [self.tokenizer.build_inputs_with_special_tokens(s.token_ids) for s in flat]
+        sentiment, emotion = self._forward(inputs)
+
+        results: list[TextScore] = []
+        cursor = 0
+        for segments in per_text:
+            rows = slice(cursor, cursor + len(segments))
+            cursor += len(segments)
+            tokens = np.array([len(s.token_ids) + self._specials for s in segments], float)
+            weights = tokens / tokens.sum()
+            text_sentiment, text_emotion, text_intensity = self._labels(
+                weights @ sentiment[rows], weights @ emotion[rows]
+            )
+            scored_segments = []
+            for segment, seg_tokens, seg_sentiment, seg_emotion in zip(
+                segments, tokens, sentiment[rows], emotion[rows], strict=True
+            ):
+                s_sentiment, s_emotion, s_intensity = self._labels(seg_sentiment, seg_emotion)
+                scored_segments.append(
+                    SegmentScore(
+                        start=segment.start,
+                        end=segment.end,
+                        tokens=int(seg_tokens),
+                        sentiment=s_sentiment,
+                        emotion=s_emotion,
+                        emotion_intensity=s_intensity,
+                    )
+                )
+            probabilities = text_sentiment.probabilities
+            results.append(
+                TextScore(
+                    sentiment=text_sentiment,
+                    valence=probabilities["positive"] - probabilities["negative"],
+                    emotion=text_emotion,
+                    emotion_intensity=text_intensity,
+                    segments=scored_segments,
+                    tokens=int(tokens.sum()),
+                )
+            )
+        return results
+
+    def warmup(self) -> None:
+        """One batch of the largest size scoring allows, then a real text end to end."""
+        rows = min(self.max_batch_segments, self.max_batch_tokens // self.max_segment_tokens)
+        rows = max(1, rows)
+        filler = self.tokenizer.convert_tokens_to_ids("the")
+        content = [filler] * (self.max_segment_tokens - self._specials)
+        self._forward([self.tokenizer.build_inputs_with_special_tokens(content)] * rows)
+        self.score(["Warm-up: the model is ready. It works!"])
