@@ -3,7 +3,9 @@
 One run: CARER emotion examples and TweetEval sentiment examples are pooled and shuffled, so
 every batch mixes both tasks; each example's loss is the cross-entropy of its own head. The
 word embeddings stay frozen (they ship in the backbone package), AdamW with linear warmup and
-decay, dynamic padding, seeded order and dropout, a checkpoint every N steps and resume.
+decay (or the seed product's recipe, `--optimizer sgd`: Nesterov SGD, one-cycle, label
+smoothing as KL; models/recipes.py), dynamic padding, seeded order and dropout, a checkpoint
+every N steps and resume.
 
 After the last step the model is saved (fp16 safetensors + manifest), the `none` threshold is
 tuned on emotion data that includes neutral text, and validation metrics are written into the
@@ -23,8 +25,9 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from models.backbone import CONFIG_PREFIX, build_encoder, load_tokenizer, tokeni
 from models.calibration import finalize_model
 from models.data import TASKS, Example, Task, read_examples, task_labels
 from models.network import BACKBONE_ONLY_PREFIXES, SentimentEmotionModel
+from models.recipes import build_sgd, one_cycle, smoothed_kl_loss
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +72,16 @@ class TrainConfig:
     max_steps: int | None = None  # stop early (tests, smoke runs)
     max_examples_per_task: int | None = 16000
     batch_size: int = 32
+    # "adamw": AdamW, linear warmup (warmup_ratio) and decay. "sgd": the seed product's
+    # recipe, Nesterov SGD (momentum) with a one-cycle policy peaking at lr / head_lr.
+    optimizer: str = "adamw"
     lr: float = 8e-5
     head_lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
+    momentum: float = 0.9
+    # > 0: label smoothing, the loss being KL(smoothed one-hot || prediction).
+    label_smoothing: float = 0.0
     dropout: float = 0.1
     max_len: int = 64
     # Class weights (n / (k * n_c)) ** power per task: 0 disables, 0.5 softens the imbalance
@@ -96,6 +106,9 @@ class TrainConfig:
             "epochs",
             "max_examples_per_task",
             "batch_size",
+            "optimizer",
+            "momentum",
+            "label_smoothing",
             "lr",
             "head_lr",
             "weight_decay",
@@ -229,6 +242,29 @@ def build_optimizer(model: SentimentEmotionModel, config: TrainConfig) -> torch.
     )
 
 
+def build_schedule(
+    model: SentimentEmotionModel, config: TrainConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimiser and learning-rate policy `config.optimizer` names."""
+    if config.optimizer == "sgd":
+        sgd = build_sgd(model, config.lr, config.head_lr, config.weight_decay, config.momentum)
+        return sgd, one_cycle(sgd, total_steps)
+    if config.optimizer != "adamw":
+        raise ValueError(f"unknown optimizer {config.optimizer!r} (adamw or sgd)")
+    adamw = build_optimizer(model, config)
+    return adamw, linear_schedule(adamw, total_steps, config.warmup_ratio)
+
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def task_loss(weight: torch.Tensor, label_smoothing: float) -> LossFn:
+    """Summed class-weighted loss of one head: cross-entropy, or smoothed KL when smoothing."""
+    if label_smoothing > 0:
+        return partial(smoothed_kl_loss, smoothing=label_smoothing, weight=weight)
+    return nn.CrossEntropyLoss(weight=weight, reduction="sum")
+
+
 def linear_schedule(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -257,7 +293,7 @@ def _save_checkpoint(
     model: SentimentEmotionModel,
     keys: list[str],
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     fingerprint: str,
 ) -> None:
     state = model.state_dict()
@@ -279,7 +315,7 @@ def _load_checkpoint(
     path: Path,
     model: SentimentEmotionModel,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     fingerprint: str,
 ) -> int:
     payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -328,8 +364,7 @@ def fit(config: TrainConfig) -> tuple[SentimentEmotionModel, PreTrainedTokenizer
         [len(e.input_ids) for e in encoded], config.batch_size, config.epochs, config.seed
     )
     total_steps = len(batches) if config.max_steps is None else min(len(batches), config.max_steps)
-    optimizer = build_optimizer(model, config)
-    scheduler = linear_schedule(optimizer, total_steps, config.warmup_ratio)
+    optimizer, scheduler = build_schedule(model, config, total_steps)
     checkpoint = config.resolved_checkpoint_dir() / "checkpoint.pt"
     fingerprint = config.fingerprint()
     step = 0
@@ -338,7 +373,7 @@ def fit(config: TrainConfig) -> tuple[SentimentEmotionModel, PreTrainedTokenizer
         log.info("resumed from %s at step %d", checkpoint, step)
 
     pad_id = int(tokenizer.pad_token_id or 0)
-    losses = [nn.CrossEntropyLoss(weight=w, reduction="sum") for w in weights]
+    losses = [task_loss(w, config.label_smoothing) for w in weights]
     model.train()
     started = time.monotonic()
     progress = tqdm(
