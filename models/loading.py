@@ -14,7 +14,7 @@ from models.artifact import ModelManifest, load_tensors
 from models.backbone import build_encoder, load_tokenizer
 from models.base import Scorer
 from models.inference import TransformerScorer
-from models.network import BACKBONE_ONLY_PREFIXES, SentimentEmotionModel
+from models.network import BACKBONE_ONLY_PREFIXES, SentimentEmotionModel, keep_encoder_layers
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,11 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto` is fp16 on CUDA and fp32 on the CPU; int8 exists on the CPU only."""
+def resolve_precision(precision: str, device: torch.device, cpu_auto: str = "fp32") -> str:
+    """`auto` is fp16 on CUDA and `cpu_auto` (the manifest's `cpu_precision`) on the CPU;
+    int8 exists on the CPU only."""
     if precision == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
+        return "fp16" if device.type == "cuda" else cpu_auto
     if precision == "int8" and device.type != "cpu":
         raise ValueError("precision int8 (dynamic quantisation) runs on the CPU only")
     if precision not in _DTYPE_NAMES:
@@ -59,6 +60,8 @@ def build_network(model_dir: Path, manifest: ModelManifest) -> SentimentEmotionM
     random init.
     """
     encoder = build_encoder(manifest.backbone, manifest.backbone_config)
+    if manifest.encoder_layers is not None:  # a distilled student keeps some layers only
+        keep_encoder_layers(encoder, manifest.encoder_layers)
     model = SentimentEmotionModel(
         encoder,
         n_sentiment=len(manifest.sentiment_labels),
@@ -126,23 +129,27 @@ def load_scorer(
     max_segment_tokens: int = 128,
     *,
     pack_sentences: bool = False,
+    segment_cache_size: int = 0,
 ) -> Scorer:
     """Load a Valence model directory as a `TransformerScorer`, in eval mode.
 
     device: "auto" (CUDA if visible, else CPU), "cpu" or "cuda".
-    precision: "auto" (fp16 on CUDA, fp32 on CPU), "fp32", "fp16", "bf16" or "int8"
+    precision: "auto" (fp16 on CUDA, the manifest's `cpu_precision` on the CPU), "fp32",
+    "fp16", "bf16" or "int8"
     (CPU dynamic quantisation of the encoder's Linear layers).
     torch_threads: CPU threads torch may use (None leaves torch's default).
     max_segment_tokens: longer sentences are split into windows of this many tokens.
     pack_sentences: score neighbouring sentences together while they fit one window (off by
     default: segments are sentences; see models/inference.py `_packed`).
+    segment_cache_size: segments whose results are kept so resent text is not scored again
+    (models/segment_cache.py); 0, the default, keeps none.
     """
     model_dir = Path(model_path)
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     manifest = ModelManifest.read(model_dir)
     target = resolve_device(device)
-    chosen = resolve_precision(precision, target)
+    chosen = resolve_precision(precision, target, manifest.cpu_precision)
     model = build_network(model_dir, manifest)
     model.eval()
     model = apply_precision(model, chosen, target)
@@ -164,4 +171,5 @@ def load_scorer(
         dtype_name=_DTYPE_NAMES[chosen],
         max_segment_tokens=max_segment_tokens,
         pack_sentences=pack_sentences,
+        segment_cache_size=segment_cache_size,
     )

@@ -79,6 +79,38 @@ class Timings(_Contract):
     batch_tokens: int = Field(ge=0)
 
 
+class Suggestion(_Contract):
+    """A rewrite toward the target emotion: replace text[start:end] with `replacement`."""
+
+    start: int = Field(ge=0, description="Offset of the first replaced character.")
+    end: int = Field(ge=0, description="Offset after the last replaced character.")
+    original: str = Field(description="The replaced text, text[start:end].")
+    replacement: str
+    target: Emotion
+    delta: float = Field(ge=-1.0, le=1.0, description="Predicted change of P(target), whole text.")
+    probability: Probability = Field(description="Predicted P(target) after the rewrite.")
+    similarity: float = Field(
+        ge=-1.0, le=1.0, description="Meaning kept: sentence embedding cosine, before vs after."
+    )
+    sources: list[str] = Field(description="Where the candidate came from (wordnet, glove, ...).")
+
+
+class AttributionSpan(_Contract):
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+    score: float = Field(description="Drop of the label's log-odds without this span.")
+
+
+class Attribution(_Contract):
+    """The words and phrases carrying one label (occlusion)."""
+
+    head: Literal["emotion", "sentiment"]
+    label: Emotion | Sentiment
+    probability: Probability
+    spans: list[AttributionSpan]
+
+
 class ScoredEvent(_Contract):
     """An editor event with its scores (output topic, keyed by doc_id)."""
 
@@ -99,6 +131,12 @@ class ScoredEvent(_Contract):
     sentences: list[SentenceScore]
     timings: Timings
     scored_at: AwareDatetime
+    suggestions: list[Suggestion] | None = Field(
+        None, description="Ranked rewrites toward target_emotion (when suggestions are on)."
+    )
+    attributions: list[Attribution] | None = Field(
+        None, description="Words carrying each emotion and the sentiment (when attribution is on)."
+    )
 
 
 class DeadLetterReason(StrEnum):

@@ -17,7 +17,7 @@ from stream.config import Settings
 from stream.metrics import ValenceMetrics
 from stream.pipeline import ScoringPipeline, Source
 from stream.publishing import FaustSink
-from stream.scoring import BatchScorer
+from stream.scoring import BatchScorer, recommendation_step
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ def create_app(
     settings: Settings, scorer: Scorer, metrics: ValenceMetrics | None = None
 ) -> ValenceApp:
     """The worker's app, with the scoring agent registered. `scorer` is loaded and warm."""
+    # faust creates its data directory but not its parents.
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = ValenceApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
@@ -66,10 +68,11 @@ def create_app(
         web_enabled=False,  # Valence serves its own /metrics, /health, /ready
         table_cleanup_interval=3600,
         store="memory://",
+        datadir=str(settings.state_dir / "faust" / "{conf.name}"),  # not the working dir
     )
     app.settings = settings
     app.metrics = metrics or ValenceMetrics.create()
-    app.batch_scorer = BatchScorer(scorer)
+    app.batch_scorer = BatchScorer(scorer, step=recommendation_step(settings, scorer))
     info = scorer.info
     app.metrics.model_info.info(
         {

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from models.base import ModelInfo, TextScore
 from schemas.events import DeadLetterReason, EditorEvent
-from stream.batching import Batch, BatchPolicy, MicroBatcher
+from stream.batching import Batch, BatchPolicy, MicroBatcher, estimate_tokens
 from stream.codec import dead_letter, dead_letter_headers, decode_event, encode, scored_event
 from stream.config import Settings
 from stream.errors import DecodeError
@@ -101,7 +101,9 @@ class ScoringPipeline:
         received = Received(
             event=event,
             source=source,
-            tokens=self.scorer.scorer.count_tokens(event.text),
+            # An estimate: the exact count tokenizes the text on the event loop, and the
+            # model thread tokenizes it again (see stream.batching.estimate_tokens).
+            tokens=estimate_tokens(event.text),
             received_at=datetime.now(UTC),
             received_mono=time.monotonic(),
         )
@@ -128,7 +130,9 @@ class ScoringPipeline:
     async def process(self, batch: Batch[Received]) -> None:
         items = batch.items
         started_mono = time.monotonic()
-        results = await self.scorer.score([item.event.text for item in items])
+        results, extras = await self.scorer.score_with_extras(
+            [item.event.text for item in items], [item.event.target_emotion for item in items]
+        )
         inference_s = time.monotonic() - started_mono
         self.metrics.inference_duration.observe(inference_s)
         self.metrics.batch_events.observe(len(items))
@@ -136,12 +140,13 @@ class ScoringPipeline:
         scored_at = datetime.now(UTC)
         futures = []
         scored: list[Received] = []
-        for item, result in zip(items, results, strict=True):
+        for item, result, extra in zip(items, results, extras, strict=True):
             self.metrics.queue_duration.observe(max(0.0, started_mono - item.received_mono))
             if isinstance(result, Exception):
                 await self._dead_letter_event(item, result)
                 continue
             payload = self._scored(item, result, batch, started_mono, inference_s, scored_at)
+            payload.update(extra)
             futures.append(
                 await self.sink.send(
                     self.settings.output_topic, item.event.doc_id.encode(), encode(payload)
