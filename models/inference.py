@@ -33,6 +33,7 @@ from models.artifact import ModelManifest
 from models.base import LabelScores, ModelInfo, Scorer, SegmentScore, TextScore
 from models.labels import NO_EMOTION
 from models.network import SentimentEmotionModel
+from models.segment_cache import SegmentCache, cached_forward
 from models.sentences import split_sentences
 
 
@@ -88,6 +89,7 @@ class TransformerScorer(Scorer):
         max_batch_segments: int = 64,
         max_batch_tokens: int = 8192,
         pack_sentences: bool = False,
+        segment_cache_size: int = 0,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -112,6 +114,12 @@ class TransformerScorer(Scorer):
             backbone=manifest.backbone,
             device=str(device),
             dtype=dtype_name,
+        )
+        # Per-segment results of resent text (models/segment_cache.py); 0 turns it off.
+        self.segment_cache: SegmentCache[np.ndarray] | None = (
+            SegmentCache(segment_cache_size, f"{manifest.name}:{manifest.version}:{dtype_name}")
+            if segment_cache_size > 0
+            else None
         )
 
     # --- segmentation -----------------------------------------------------------------------
@@ -218,7 +226,14 @@ class TransformerScorer(Scorer):
         per_text = [self.segments(text) for text in texts]
         flat = [segment for segments in per_text for segment in segments]
         inputs = [self.tokenizer.build_inputs_with_special_tokens(s.token_ids) for s in flat]
-        sentiment, emotion = self._forward(inputs)
+        if self.segment_cache is None:
+            sentiment, emotion = self._forward(inputs)
+        else:  # only segments not scored before reach the model
+            pairs = zip(texts, per_text, strict=True)
+            spans = [text[s.start : s.end] for text, segments in pairs for s in segments]
+            sentiment, emotion = cached_forward(
+                self.segment_cache, spans, inputs, self._forward, len(self.sentiment_labels)
+            )
 
         results: list[TextScore] = []
         cursor = 0

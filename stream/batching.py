@@ -19,6 +19,19 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 
 
+def estimate_tokens(text: str) -> int:
+    """About the tokens `text` will cost the model, without running the tokenizer.
+
+    English prose is about 3.6 characters per WordPiece token (the realistic benchmark mix:
+    sum of estimates within 4% of the exact count, 90% of texts within -25%/+20%), plus one
+    segment's special tokens. The batcher's token cap only needs to be roughly right, and
+    this runs per event on the event loop, where the exact count (a full tokenization and
+    sentence split, repeated by the model thread) cost about as much CPU as all other
+    per-event work.
+    """
+    return round(len(text) / 3.6) + 2
+
+
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
     max_events: int = 64

@@ -23,6 +23,7 @@ from stream.errors import ValenceError
 SAMPLE_EVENTS = Path(__file__).resolve().parent / "samples" / "editor_events.jsonl"
 
 Command = Callable[[argparse.Namespace, Settings], int]
+EMOTIONS = ("joy", "surprise", "anger", "fear", "sadness")
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -148,17 +149,19 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return int(training.main(argv) or 0)
 
 
+def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
+    from models import distill
+
+    argv = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    distill.main(argv)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from models.evaluation import evaluate
-    from models.loading import load_scorer
+    from stream.scoring import load_configured_scorer
 
-    scorer = load_scorer(
-        settings.model_path,
-        device=settings.device,
-        precision=settings.precision,
-        torch_threads=settings.torch_threads,
-        max_segment_tokens=settings.max_segment_tokens,
-    )
+    scorer = load_configured_scorer(settings)
     report = evaluate(
         scorer, Path(args.data), args.task, limit=args.limit, progress=sys.stderr.isatty()
     )
@@ -166,6 +169,63 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.bench.runner import main as run_bench
+
+    return run_bench(args, settings)
+
+
+def _recommend_budget(settings: Settings) -> Any:
+    from models.recommend import Budget
+
+    return Budget(
+        candidates=settings.suggestions_budget,
+        max_suggestions=settings.suggestions_max,
+        min_similarity=settings.suggestions_min_similarity,
+        attribution_top_k=settings.attribution_top_k,
+    )
+
+
+def _load(settings: Settings) -> Any:
+    from stream.scoring import load_configured_scorer
+
+    return load_configured_scorer(settings)
+
+
+def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
+    from models.recommend.commands import recommend, render
+
+    result = recommend(
+        _load(settings),
+        args.text,
+        args.target,
+        _recommend_budget(settings),
+        attribution=settings.attribution,
+    )
+    print(orjson.dumps(result).decode() if args.json else render(result))
+    return 0
+
+
+def cmd_evaluate_recs(args: argparse.Namespace, settings: Settings) -> int:
+    from models.recommend.commands import evaluate_recs
+
+    report = evaluate_recs(
+        _load(settings),
+        _recommend_budget(settings),
+        per_target=args.per_target,
+        seed=args.seed,
+        data=Path(args.data) if args.data else None,
+        output=Path(args.output) if args.output else None,
+        latency=args.latency,
+    )
+    keep = ("targets", "setup", "latency", "attribution_cost")
+    summary = {k: v for k, v in report.items() if k in keep}
+    for method in ("valence", "wordnet_synonym", "wordnet_synonym_ranked"):
+        summary[method] = {k: v for k, v in report[method].items() if k != "examples"}
+    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
@@ -227,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=argparse.REMAINDER,
         help="Arguments for the trainer (models/training.py).",
     )
+    distil = add(
+        "distill", cmd_distill, "Distil a model into a student (`valence distill -- --help`)."
+    )
+    distil.add_argument(
+        "train_args", nargs=argparse.REMAINDER, help="Arguments for models/distill.py."
+    )
 
     evaluate = add(
         "evaluate",
@@ -238,12 +304,38 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="Also write the report as JSON here.")
     evaluate.add_argument("--limit", type=int, default=None, help="Only the first N rows.")
 
+    recommend = add("recommend", cmd_recommend, "Suggest rewrites of a text toward an emotion.")
+    recommend.add_argument("text")
+    recommend.add_argument("--target", required=True, choices=list(EMOTIONS))
+    recommend.add_argument("--json", action="store_true", help="Print JSON.")
+
+    evaluate_recs = add(
+        "evaluate-recs",
+        cmd_evaluate_recs,
+        "Evaluate suggestions on labelled texts against plain WordNet synonym swaps.",
+    )
+    evaluate_recs.add_argument("--per-target", type=int, default=60, help="Texts per target.")
+    evaluate_recs.add_argument("--seed", type=int, default=7)
+    evaluate_recs.add_argument("--data", help="Labelled JSONL (default: CARER validation).")
+    evaluate_recs.add_argument("--output", help="Write the full report as JSON here.")
+    evaluate_recs.add_argument("--latency", action="store_true", help="Also time suggestions.")
+
     demo = add(
         "demo",
         cmd_demo,
         "Quickstart: local Kafka, a worker, the sample events, scored events printed.",
     )
     demo.add_argument("--events", default=str(SAMPLE_EVENTS), help="JSONL of editor events.")
+
+    from stream.bench.options import add_arguments as add_bench_arguments
+
+    bench = add(
+        "bench",
+        cmd_bench,
+        "Benchmark on the local Kafka: model-only ceiling, pipeline at fixed loads and at "
+        "saturation, naive per-event consumer; writes JSON, Markdown and PNG results.",
+    )
+    add_bench_arguments(bench)
     return parser
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 
 from models.base import ModelInfo, TextScore
-from models.loading import load_scorer
 from stream.codec import _emotion, _segment, _sentiment
 from stream.config import Settings
 from stream.errors import ValenceError
+from stream.scoring import load_configured_scorer
 
 
 def score_record(text: str, score: TextScore, model: ModelInfo) -> dict[str, Any]:
@@ -28,13 +28,7 @@ def score_record(text: str, score: TextScore, model: ModelInfo) -> dict[str, Any
 
 def score_lines(settings: Settings, lines: Iterable[str], batch_size: int = 64) -> Iterator[dict]:
     """Score JSONL lines carrying `text` (editor events, labelled data, ...) in batches."""
-    scorer = load_scorer(
-        settings.model_path,
-        device=settings.device,
-        precision=settings.precision,
-        torch_threads=settings.torch_threads,
-        max_segment_tokens=settings.max_segment_tokens,
-    )
+    scorer = load_configured_scorer(settings)
     batch: list[dict[str, Any]] = []
 
     def flush() -> Iterator[dict[str, Any]]:

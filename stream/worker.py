@@ -14,11 +14,12 @@ from typing import Any
 
 import faust
 
-from models.loading import load_scorer
 from stream.app import ValenceApp, create_app
 from stream.config import Settings
+from stream.consumer_metrics import REFRESH_INTERVAL_S, ConsumerMetrics
 from stream.http import HttpServer, build_http_app
 from stream.metrics import ValenceMetrics
+from stream.scoring import load_configured_scorer
 from stream.topics import create_topics
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ def readiness(app: ValenceApp) -> tuple[bool, dict[str, Any]]:
     except Exception:  # consumer not started yet
         assigned = 0
     model_ready = app.metrics.model_ready._value.get() == 1
-    joined = app.consumer_generation_id is not None and not app.rebalancing
+    # faust's generation id is 0 until the first assignment (Kafka's start at 1).
+    joined = app.consumer_generation_id > 0 and not app.rebalancing
     return (
         model_ready and joined,
         {
@@ -45,15 +47,11 @@ def build_worker_app(settings: Settings) -> ValenceApp:
     """Load and warm the model, create topics, build the app (not started)."""
     metrics = ValenceMetrics.create()
     started = time.monotonic()
-    scorer = load_scorer(
-        settings.model_path,
-        device=settings.device,
-        precision=settings.precision,
-        torch_threads=settings.torch_threads,
-        max_segment_tokens=settings.max_segment_tokens,
-    )
+    scorer = load_configured_scorer(settings)
     scorer.warmup()
     metrics.model_ready.set(1)
+    metrics.batch_max_events.set(settings.batch_max_events)
+    metrics.batch_max_tokens.set(settings.batch_max_tokens)
     log.info(
         "model %s ready on %s in %.1fs",
         scorer.info.version,
@@ -72,6 +70,13 @@ def build_worker_app(settings: Settings) -> ValenceApp:
     server = HttpServer(
         build_http_app(metrics, lambda: readiness(app)), settings.http_host, settings.http_port
     )
+
+    consumer_metrics = ConsumerMetrics(metrics, device=scorer.info.device)
+    app.sensors.add(consumer_metrics)
+
+    @app.timer(REFRESH_INTERVAL_S)
+    async def refresh_consumer_metrics() -> None:
+        await consumer_metrics.refresh(app)
 
     @app.task
     async def serve_http() -> None:

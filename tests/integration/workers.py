@@ -59,7 +59,7 @@ class WorkerProcess:
             env[f"VALENCE_{name.upper()}"] = str(value)
         env["PYTHONUNBUFFERED"] = "1"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "stream.cli", "worker"], stdout=log, stderr=subprocess.STDOUT,
             env=env,
         )
@@ -68,10 +68,17 @@ class WorkerProcess:
     def http(self, path: str) -> tuple[int, str]:
         url = f"http://127.0.0.1:{self.settings.http_port}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=5) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
+
+    def http_ready(self) -> bool:
+        """Whether /ready answers 200 now (False while starting)."""
+        try:
+            return self.http("/ready")[0] == 200
+        except OSError:
+            return False
 
     def wait_ready(self, timeout_s: float = 180.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -95,7 +95,9 @@ def test_every_input_is_scored_and_acknowledged_after_delivery() -> None:
     sink = FakeSink()
     acked, fatal = asyncio.run(run([event(i) for i in range(10)], FakeScorer(), sink))
     assert sorted(acked) == list(range(10)) and not fatal
-    outputs = [orjson.loads(value) for topic, _, value in sink.records if topic == "valence.scored-events"]
+    outputs = [
+        orjson.loads(value) for topic, _, value in sink.records if topic == "valence.scored-events"
+    ]
     assert [o["event_id"] for o in outputs] == [f"e{i}" for i in range(10)]
     assert all(key == f"d{i % 3}".encode() for i, (_, key, _) in enumerate(sink.records))
     assert max(o["timings"]["batch_events"] for o in outputs) <= 4

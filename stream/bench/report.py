@@ -1,0 +1,382 @@
+"""Results -> results.json, results.md and two PNG plots in one folder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+LATENCY_PLOT = "latency_vs_load.png"
+BATCH_PLOT = "throughput_vs_batch.png"
+
+
+def write_report(results: dict[str, Any], output_dir: Path) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "results.json").write_bytes(
+        orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
+    plots = _plots(results, output_dir)
+    (output_dir / "results.md").write_text(markdown(results, plots))
+    return output_dir
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:,.3g}" if abs(value) < 10 else f"{value:,.1f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _latency(phase: dict[str, Any], kind: str, quantile: str) -> Any:
+    return phase.get("latency_ms", {}).get(kind, {}).get(quantile)
+
+
+def markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
+    env = results["environment"]
+    summary = results["summary"]
+    machine = env["machine"]
+    lines = [
+        f"# Valence benchmark: {env['device_kind'].upper()}",
+        "",
+        f"Command: `{results['options'].get('command') or 'valence bench'}`  ",
+        f"Started {env['started_at']}, took {results['seconds']:.0f} s; git "
+        f"{env['git']['commit'][:10]}{' (uncommitted changes)' if env['git']['dirty'] else ''}.",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cpus_usable']} usable CPUs, "
+        f"{machine['memory_gib']} GiB, {machine['platform']}, Python {machine['python']}; "
+        f"load average (1/5/15 min) {machine['load_average_at_start']} at start, "
+        f"{machine.get('load_average_at_end')} at end.  ",
+        f"Device: {env['device']} ({env.get('gpu', 'no GPU')}), {env['dtype']}, "
+        f"torch threads {env['torch_threads']}. Model {env['model']['name']} "
+        f"{env['model']['version']}. Kafka {env['kafka_version']} (local, same machine).  ",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
+        "",
+        f"Workload: {results['workload']['texts']} texts of the realistic mix per backlog, "
+        f"mean {results['workload']['mean_chars']} characters "
+        f"(~{results['workload']['mean_tokens_estimated']} tokens), "
+        f"batch policy {results['batch_policy']}.",
+        "",
+        f"## Saturated throughput (median of {len(results['rounds'])} rounds; ratios per round)",
+        "",
+        *_table(
+            [
+                "model-only texts/s",
+                "pipeline events/s",
+                "naive events/s",
+                "pipeline / model-only",
+                "pipeline / naive",
+                "missing",
+                "duplicates",
+            ],
+            [
+                [
+                    summary["model_only_texts_per_s"],
+                    summary["pipeline_texts_per_s"],
+                    summary["naive_texts_per_s"],
+                    summary["pipeline_over_model_only"],
+                    summary["pipeline_over_naive"],
+                    summary["outputs_missing"],
+                    summary["outputs_duplicated"],
+                ]
+            ],
+        ),
+        "",
+        "## Targets",
+        "",
+        *_table(
+            ["target", "value", "bound", "met"],
+            [
+                [
+                    t["target"],
+                    t["value"],
+                    t["bound"],
+                    {True: "yes", False: "NO", None: "-"}[t["met"]],
+                ]
+                for t in results.get("targets", [])
+            ],
+        ),
+        "",
+        "## Rounds",
+        "",
+        *_table(
+            [
+                "round",
+                "model-only texts/s",
+                "pipeline events/s",
+                "mean batch",
+                "naive events/s",
+                "pipeline / model-only",
+                "pipeline / naive",
+            ],
+            [
+                [
+                    r["round"],
+                    r["model_only"]["texts_per_s"],
+                    r["pipeline"].get("throughput"),
+                    r["pipeline"].get("mean_batch_events"),
+                    r.get("naive", {}).get("throughput"),
+                    r.get("pipeline_over_model_only"),
+                    r.get("pipeline_over_naive"),
+                ]
+                for r in results["rounds"]
+            ],
+        ),
+    ]
+    if results.get("loads"):
+        lines += [
+            "",
+            "## Offered loads (Poisson arrivals; latency from the output events, ms)",
+            "",
+            *_table(
+                [
+                    "load",
+                    "offered events/s",
+                    "sent",
+                    "scored",
+                    "mean batch",
+                    "e2e p50",
+                    "e2e p95",
+                    "e2e p99",
+                    "scored p99",
+                ],
+                [
+                    [
+                        f"{load['fraction']:.0%}",
+                        load.get("offered_rate"),
+                        load["sent"],
+                        load["scored"],
+                        load.get("mean_batch_events"),
+                        _latency(load, "end_to_end", "p50"),
+                        _latency(load, "end_to_end", "p95"),
+                        _latency(load, "end_to_end", "p99"),
+                        _latency(load, "scored", "p99"),
+                    ]
+                    for load in results["loads"]
+                ],
+            ),
+        ]
+    memory = results.get("memory_mb", {})
+    if memory:
+        lines += [
+            "",
+            "## Memory (MiB)",
+            "",
+            *_table(
+                ["process", "RSS at end", "peak RSS"],
+                [[name, m.get("rss_mb"), m.get("peak_rss_mb")] for name, m in memory.items()],
+            ),
+        ]
+    lines += _profile_md(results.get("worker_profile"))
+    lines += _studies_md(results)
+    lines += ["", *[f"![{name}]({name})" for name in plots]]
+    return "\n".join(lines) + "\n"
+
+
+def _profile_md(profile: dict[str, Any] | None, top: int = 8) -> list[str]:
+    if not profile or not profile.get("samples"):
+        return []
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in profile["share_by_thread"].items())
+    lines = [
+        "",
+        "## Where the saturated worker's CPU goes (py-spy, busy samples)",
+        "",
+        f"{profile['samples']} samples; by thread: {shares}. Innermost Python frames (self "
+        "time), as a share of their thread's samples (collapsed stacks in "
+        "worker_profile.collapsed.txt):",
+    ]
+    for kind, functions in profile["top_self_by_thread"].items():
+        listed = ", ".join(f"{f['function']} {f['share_of_thread']:.0%}" for f in functions[:top])
+        lines += ["", f"- {kind}: {listed}"]
+    return lines
+
+
+def _studies_md(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if sweep := results.get("batch_sweep"):
+        lines += [
+            "",
+            "## Model-only throughput against max batch events (same token cap)",
+            "",
+            *_table(
+                ["max events", "batches", "texts/s", "tokens/s"],
+                [
+                    [s["max_events"], s["batches"], s["texts_per_s"], s["tokens_per_s"]]
+                    for s in sweep
+                ],
+            ),
+        ]
+    if caps := results.get("token_cap_sweep"):
+        lines += [
+            "",
+            "## Model-only throughput against max batch tokens",
+            "",
+            *_table(
+                ["max tokens", "batches", "texts/s", "tokens/s"],
+                [
+                    [s["max_tokens"], s["batches"], s["texts_per_s"], s["tokens_per_s"]]
+                    for s in caps
+                ],
+            ),
+        ]
+    if sort := results.get("length_sorting"):
+        lines += [
+            "",
+            f"Length-sorted sub-batches: {sort['sorted_texts_per_s']} texts/s vs "
+            f"{sort['unsorted_texts_per_s']} in input order (x{sort['gain']}).",
+        ]
+    if threads := results.get("torch_threads"):
+        lines += [
+            "",
+            "Torch threads (model only): "
+            + ", ".join(f"{t['threads']}: {t['texts_per_s']} texts/s" for t in threads)
+            + ".",
+        ]
+    if tokens := results.get("token_counting"):
+        lines += [
+            "",
+            f"Token counting per event on the event loop: exact "
+            f"{tokens['exact_ms_per_event']} ms, estimate {tokens['estimate_ms_per_event']}"
+            f" ms (estimate/exact tokens {tokens['estimate_over_exact_tokens']}).",
+        ]
+    if (int8 := results.get("int8")) and int8.get("available"):
+        agreement = int8["agreement"]
+        lines += [
+            "",
+            "## int8 (CPU dynamic quantisation) against fp32",
+            "",
+            *_table(
+                [
+                    "texts",
+                    "sentiment agreement",
+                    "emotion agreement",
+                    "max prob diff",
+                    "accuracy fp32",
+                    "accuracy int8",
+                    "fp32 texts/s",
+                    "int8 texts/s",
+                    "speed-up",
+                ],
+                [
+                    [
+                        int8["validation_texts"],
+                        agreement["sentiment_label_agreement"],
+                        agreement["emotion_label_agreement"],
+                        agreement["max_prob_diff"],
+                        str(int8["accuracy_fp32"]),
+                        str(int8["accuracy_int8"]),
+                        int8["fp32_texts_per_s"],
+                        int8["int8_texts_per_s"],
+                        int8["speedup"],
+                    ]
+                ],
+            ),
+        ]
+    if (replay := results.get("cache_replay")) and replay.get("available"):
+        same = replay["cached_vs_uncached"]
+        lines += [
+            "",
+            "## Segment cache on the editing-session replay (model only)",
+            "",
+            *_table(
+                [
+                    "events",
+                    "sessions",
+                    "hit rate",
+                    "texts/s off",
+                    "texts/s on",
+                    "gain",
+                    "label agreement",
+                    "max prob diff",
+                ],
+                [
+                    [
+                        replay["events"],
+                        replay["sessions"],
+                        replay["hit_rate"],
+                        replay["texts_per_s_off"],
+                        replay["texts_per_s_on"],
+                        replay["gain"],
+                        min(same["sentiment_label_agreement"], same["emotion_label_agreement"]),
+                        same["max_prob_diff"],
+                    ]
+                ],
+            ),
+        ]
+    return lines
+
+
+def _plots(results: dict[str, Any], output_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    written = []
+    title = f"{results['environment']['device']} {results['environment']['dtype']}"
+    loads = [load for load in results.get("loads", []) if load.get("latency_ms")]
+    if loads:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        x = [load["fraction"] * 100 for load in loads]
+        for quantile in ("p50", "p95", "p99"):
+            ax.plot(
+                x,
+                [_latency(load, "end_to_end", quantile) for load in loads],
+                marker="o",
+                label=f"end-to-end {quantile}",
+            )
+        bound = 700 if results["environment"]["device_kind"] == "cpu" else 250
+        ax.axhline(bound, color="grey", linestyle="--", label=f"{bound} ms target")
+        ax.set(
+            xlabel="offered load (% of saturated pipeline throughput)",
+            ylabel="latency (ms)",
+            title=f"Latency against offered load ({title})",
+        )
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(output_dir / LATENCY_PLOT, dpi=110)
+        plt.close(fig)
+        written.append(LATENCY_PLOT)
+    panels = [
+        (key, field, label)
+        for key, field, label in (
+            ("batch_sweep", "max_events", "max events per batch (token cap as configured)"),
+            ("token_cap_sweep", "max_tokens", "max tokens per batch (event cap as configured)"),
+        )
+        if results.get(key)
+    ]
+    if panels:
+        fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+        summary = results["summary"]
+        for ax, (key, field, label) in zip(axes[0], panels, strict=True):
+            sweep = results[key]
+            ax.plot(
+                [s[field] for s in sweep],
+                [s["texts_per_s"] for s in sweep],
+                marker="o",
+                label="model only (sample of the mix)",
+            )
+            for name, line, color in (
+                ("pipeline_texts_per_s", "pipeline, saturated (default policy)", "C1"),
+                ("naive_texts_per_s", "naive consumer", "C3"),
+            ):
+                if summary.get(name):
+                    ax.axhline(summary[name], linestyle="--", label=line, color=color)
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+            ax.set(xlabel=label, ylabel="texts/s", ylim=(0, None))
+            ax.legend(fontsize="small")
+        fig.suptitle(f"Throughput against batch policy ({title})")
+        fig.tight_layout()
+        fig.savefig(output_dir / BATCH_PLOT, dpi=110)
+        plt.close(fig)
+        written.append(BATCH_PLOT)
+    return written
