@@ -27,6 +27,16 @@ def run_demo(settings: Settings, events_file: Path, timeout_s: float = 300.0) ->
 
     print(f"[demo] starting local Apache Kafka on {settings.bootstrap_servers} ...", flush=True)
     launcher.start(settings)
+    from stream.topics import create_topics
+
+    create_topics(
+        settings,
+        {
+            settings.input_topic: settings.topic_partitions,
+            settings.output_topic: settings.topic_partitions,
+            settings.dead_letter_topic: 1,
+        },
+    )
     events = [orjson.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
     wanted = {event["event_id"] for event in events}
     log_path = settings.state_dir / "worker.log"
