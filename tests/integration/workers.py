@@ -42,8 +42,9 @@ def isolated_settings(kafka: Settings, **overrides: Any) -> Settings:
         **overrides,
     }
     settings = Settings(**values)
-    create_topics(settings, {settings.input_topic: 3, settings.output_topic: 3,
-                                  settings.dead_letter_topic: 1})
+    create_topics(
+        settings, {settings.input_topic: 3, settings.output_topic: 3, settings.dead_letter_topic: 1}
+    )
     return settings
 
 
@@ -60,7 +61,9 @@ class WorkerProcess:
         env["PYTHONUNBUFFERED"] = "1"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker"], stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "stream.cli", "worker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env=env,
         )
         return self
@@ -121,7 +124,10 @@ class WorkerProcess:
 
 
 def collect(
-    settings: Settings, topic: str, until: Iterable[str] | None = None, count: int | None = None,
+    settings: Settings,
+    topic: str,
+    until: Iterable[str] | None = None,
+    count: int | None = None,
     timeout_s: float = 180.0,
 ) -> list[dict[str, Any]]:
     """Read `topic` from the start until every id in `until` (or `count` records) is seen."""

@@ -18,8 +18,9 @@ class Clock:
 
 
 def test_flushes_at_max_events() -> None:
-    acc: BatchAccumulator[int] = BatchAccumulator(BatchPolicy(max_events=3, max_tokens=10**6,
-                                                              flush_when_idle=False), Clock())
+    acc: BatchAccumulator[int] = BatchAccumulator(
+        BatchPolicy(max_events=3, max_tokens=10**6, flush_when_idle=False), Clock()
+    )
     for i in range(3):
         assert not acc.should_flush(model_idle=False)
         acc.add(i, 5)
@@ -30,8 +31,9 @@ def test_flushes_at_max_events() -> None:
 
 
 def test_token_cap_refuses_an_item_that_would_overflow() -> None:
-    acc: BatchAccumulator[str] = BatchAccumulator(BatchPolicy(max_events=100, max_tokens=100),
-                                                  Clock())
+    acc: BatchAccumulator[str] = BatchAccumulator(
+        BatchPolicy(max_events=100, max_tokens=100), Clock()
+    )
     acc.add("a", 60)
     assert not acc.fits(41)
     assert acc.fits(40)

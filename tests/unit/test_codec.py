@@ -10,8 +10,12 @@ from stream.codec import decode_event
 from stream.errors import DecodeError
 
 GOOD = {
-    "event_id": "e-1", "doc_id": "d-1", "user_id": "u-1", "revision": 3,
-    "text": "I love this.", "produced_at": "2026-11-26T09:00:00Z",
+    "event_id": "e-1",
+    "doc_id": "d-1",
+    "user_id": "u-1",
+    "revision": 3,
+    "text": "I love this.",
+    "produced_at": "2026-11-26T09:00:00Z",
 }
 
 
@@ -37,10 +41,14 @@ def test_good_event_decodes() -> None:
         (orjson.dumps({**GOOD, "schema_version": True}), DeadLetterReason.UNKNOWN_SCHEMA_VERSION),
         (orjson.dumps({**GOOD, "revision": "3"}), DeadLetterReason.INVALID_EVENT),
         (orjson.dumps({**GOOD, "event_id": 5}), DeadLetterReason.INVALID_EVENT),
-        (orjson.dumps({k: v for k, v in GOOD.items() if k != "doc_id"}),
-         DeadLetterReason.INVALID_EVENT),
-        (orjson.dumps({**GOOD, "produced_at": "2026-11-26T09:00:00"}),
-         DeadLetterReason.INVALID_EVENT),
+        (
+            orjson.dumps({k: v for k, v in GOOD.items() if k != "doc_id"}),
+            DeadLetterReason.INVALID_EVENT,
+        ),
+        (
+            orjson.dumps({**GOOD, "produced_at": "2026-11-26T09:00:00"}),
+            DeadLetterReason.INVALID_EVENT,
+        ),
         (orjson.dumps({**GOOD, "target_emotion": "disgust"}), DeadLetterReason.INVALID_EVENT),
         (orjson.dumps({**GOOD, "text": "  \n\t "}), DeadLetterReason.EMPTY_TEXT),
         (orjson.dumps({**GOOD, "text": "a" * 1_001}), DeadLetterReason.TEXT_TOO_LONG),

@@ -61,10 +61,16 @@ class FakeSink:
 
 
 def event(i: int, text: str = "I am happy") -> bytes:
-    return orjson.dumps({
-        "event_id": f"e{i}", "doc_id": f"d{i % 3}", "user_id": "u", "revision": i,
-        "text": text, "produced_at": "2026-11-26T09:00:00+00:00",
-    })
+    return orjson.dumps(
+        {
+            "event_id": f"e{i}",
+            "doc_id": f"d{i % 3}",
+            "user_id": "u",
+            "revision": i,
+            "text": text,
+            "produced_at": "2026-11-26T09:00:00+00:00",
+        }
+    )
 
 
 async def run(raws: list[bytes], scorer: FakeScorer, sink: FakeSink) -> tuple[list[int], list]:
@@ -79,6 +85,7 @@ async def run(raws: list[bytes], scorer: FakeScorer, sink: FakeSink) -> tuple[li
     pipeline = ScoringPipeline(settings, BatchScorer(scorer), sink, metrics, on_fatal)
     runner = asyncio.ensure_future(pipeline.run())
     for offset, raw in enumerate(raws):
+
         async def ack(offset: int = offset) -> None:
             acked.append(offset)
 
@@ -116,14 +123,16 @@ def test_poison_event_is_dead_lettered_alone() -> None:
     assert sorted(acked) == [0, 1, 2, 3] and not fatal
     letters = {
         orjson.loads(value)["source"]["offset"]: orjson.loads(value)["reason"]
-        for topic, _, value in sink.records if topic == "valence.dead-letter"
+        for topic, _, value in sink.records
+        if topic == "valence.dead-letter"
     }
     assert letters == {1: "scoring_failed", 3: "not_json"}
 
 
 def test_broken_model_stops_without_acknowledging() -> None:
-    acked, fatal = asyncio.run(run([event(i) for i in range(6)], FakeScorer(broken=True),
-                                   FakeSink()))
+    acked, fatal = asyncio.run(
+        run([event(i) for i in range(6)], FakeScorer(broken=True), FakeSink())
+    )
     assert acked == []
     assert any(isinstance(exc, ModelError) for exc in fatal)
 
@@ -137,8 +146,9 @@ def test_in_flight_gauge_returns_to_zero(count: int) -> None:
         async def on_fatal(exc: BaseException) -> None:
             raise AssertionError(exc)
 
-        pipeline = ScoringPipeline(settings, BatchScorer(FakeScorer()), FakeSink(), metrics,
-                                   on_fatal)
+        pipeline = ScoringPipeline(
+            settings, BatchScorer(FakeScorer()), FakeSink(), metrics, on_fatal
+        )
         runner = asyncio.ensure_future(pipeline.run())
 
         async def ack() -> None:

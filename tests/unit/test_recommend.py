@@ -97,15 +97,21 @@ class FakeWordNet:
         }
 
     def synsets(self, word: str, pos: str | None = None) -> list[FakeSynset]:
-        return [s for (w, p), found in self.table.items() if w == word and pos in (None, p)
-                for s in found]
+        return [
+            s
+            for (w, p), found in self.table.items()
+            if w == word and pos in (None, p)
+            for s in found
+        ]
 
 
-VOCAB = list(words_set(
-    "sad happy glad gloomy shitty lugubrious unhappy joyful cheerful tear teardrop joy smile "
-    "laugh hate detest love adore cry weep terrified scared delighted thrilled frighten "
-    "delight terrify"
-))
+VOCAB = list(
+    words_set(
+        "sad happy glad gloomy shitty lugubrious unhappy joyful cheerful tear teardrop joy smile "
+        "laugh hate detest love adore cry weep terrified scared delighted thrilled frighten "
+        "delight terrify"
+    )
+)
 VOCAB.sort()
 
 
@@ -118,9 +124,22 @@ def fake_glove() -> Glove:
 
 
 def fake_lexicon() -> EmotionLexicon:
-    joy = {"happy": 0.8, "glad": 0.7, "joyful": 0.8, "cheerful": 0.6, "joy": 0.9, "love": 0.7,
-           "adore": 0.6, "delighted": 0.8, "delight": 0.7, "thrilled": 0.7, "smile": 0.6,
-           "laugh": 0.5, "shitty": 0.9, "lugubrious": 0.9}
+    joy = {
+        "happy": 0.8,
+        "glad": 0.7,
+        "joyful": 0.8,
+        "cheerful": 0.6,
+        "joy": 0.9,
+        "love": 0.7,
+        "adore": 0.6,
+        "delighted": 0.8,
+        "delight": 0.7,
+        "thrilled": 0.7,
+        "smile": 0.6,
+        "laugh": 0.5,
+        "shitty": 0.9,
+        "lugubrious": 0.9,
+    }
     sad = {"sad": 0.9, "gloomy": 0.7, "tear": 0.6, "cry": 0.7, "weep": 0.7, "unhappy": 0.8}
     scores, pos = {}, {}
     for word in VOCAB:
@@ -128,9 +147,13 @@ def fake_lexicon() -> EmotionLexicon:
         row[EMOTION_LABELS.index("joy")] = joy.get(word, -0.6 if word in sad else -0.2)
         row[EMOTION_LABELS.index("sadness")] = sad.get(word, -0.2)
         scores[word] = tuple(row)
-        pos[word] = "nv" if word in {"tear", "joy", "smile", "laugh", "love", "cry", "delight"} \
-            else ("v" if word in {"hate", "detest", "adore", "weep", "frighten", "terrify"}
-                  else "a")
+        pos[word] = (
+            "nv"
+            if word in {"tear", "joy", "smile", "laugh", "love", "cry", "delight"}
+            else (
+                "v" if word in {"hate", "detest", "adore", "weep", "frighten", "terrify"} else "a"
+            )
+        )
     return EmotionLexicon(EMOTION_LABELS, scores, pos)
 
 
@@ -253,8 +276,12 @@ def text_score(text: str, segments: list[tuple[int, int]]) -> TextScore:
     emotion = LabelScores("joy", dict(zip(EMOTION_LABELS, [0.4, 0.1, 0.1, 0.1, 0.3], strict=True)))
     sentiment = LabelScores("positive", {"negative": 0.2, "neutral": 0.2, "positive": 0.6})
     return TextScore(
-        sentiment, 0.4, emotion, 0.4,
-        [SegmentScore(s, e, 10, sentiment, emotion, 0.4) for s, e in segments], 20,
+        sentiment,
+        0.4,
+        emotion,
+        0.4,
+        [SegmentScore(s, e, 10, sentiment, emotion, 0.4) for s, e in segments],
+        20,
     )
 
 
@@ -262,13 +289,17 @@ def test_attribution_spans_point_at_the_words_that_carry_each_label() -> None:
     text = "The rain kept falling. But honestly, I am Happy now!"
     score = text_score(text, [(0, 22), (23, len(text))])
     [occlusion] = occlude(KeywordAccess(), [text], [score])
-    result = {(a.head, a.label): a for a in attributions(
-        text, score, occlusion, EMOTION_LABELS, SENTIMENT_LABELS)}
+    result = {
+        (a.head, a.label): a
+        for a in attributions(text, score, occlusion, EMOTION_LABELS, SENTIMENT_LABELS)
+    }
     joy = result[("emotion", "joy")].spans
     sadness = result[("emotion", "sadness")].spans
     assert [(s.start, s.end, s.text) for s in joy] == [(42, 47, "Happy")]
     assert text[joy[0].start : joy[0].end] == "Happy"
-    assert [s.text for s in sadness] == ["rain"] and text[sadness[0].start:sadness[0].end] == "rain"
+    assert [s.text for s in sadness] == ["rain"] and text[
+        sadness[0].start : sadness[0].end
+    ] == "rain"
     assert result[("sentiment", "positive")].spans[0].text == "Happy"
     orjson.dumps([a.to_dict() for a in result.values()])
     for attribution in result.values():

@@ -32,8 +32,19 @@ class FakeRecommender:
             end = text.index(" ")
             if target is not None:
                 analysis.suggestions = [
-                    Suggestion(0, end, text[:end], "Glad", target, 0.2, 0.7, 0.93, 0.5,
-                               ("glove", "lexicon"), 0.3)
+                    Suggestion(
+                        0,
+                        end,
+                        text[:end],
+                        "Glad",
+                        target,
+                        0.2,
+                        0.7,
+                        0.93,
+                        0.5,
+                        ("glove", "lexicon"),
+                        0.3,
+                    )
                 ]
             if attribution:
                 analysis.attributions = [
@@ -63,11 +74,17 @@ def test_no_step_is_built_when_both_features_are_off() -> None:
 
 
 def event(i: int, target: str | None) -> bytes:
-    return orjson.dumps({
-        "event_id": f"e{i}", "doc_id": "d", "user_id": "u", "revision": i,
-        "text": f"Sad news number {i}", "produced_at": "2026-11-26T09:00:00+00:00",
-        "target_emotion": target,
-    })
+    return orjson.dumps(
+        {
+            "event_id": f"e{i}",
+            "doc_id": "d",
+            "user_id": "u",
+            "revision": i,
+            "text": f"Sad news number {i}",
+            "produced_at": "2026-11-26T09:00:00+00:00",
+            "target_emotion": target,
+        }
+    )
 
 
 async def run(step, raws: list[bytes]) -> list[dict]:
@@ -78,8 +95,11 @@ async def run(step, raws: list[bytes]) -> list[dict]:
         raise AssertionError(exc)
 
     pipeline = ScoringPipeline(
-        settings, BatchScorer(FakeScorer(), step=step), sink,
-        ValenceMetrics.create(CollectorRegistry()), on_fatal,
+        settings,
+        BatchScorer(FakeScorer(), step=step),
+        sink,
+        ValenceMetrics.create(CollectorRegistry()),
+        on_fatal,
     )
     runner = asyncio.ensure_future(pipeline.run())
 

@@ -39,13 +39,21 @@ def _score() -> TextScore:
 
 def test_scored_event_from_codec_satisfies_schema() -> None:
     event = EditorEvent(
-        event_id="e1", doc_id="d1", user_id="u1", revision=2, text="Hello",
+        event_id="e1",
+        doc_id="d1",
+        user_id="u1",
+        revision=2,
+        text="Hello",
         produced_at=datetime.now(UTC),
     )
     model = ModelInfo("valence", "1", "minilm", "cpu", "fp32")
     timings = {
-        "produced_at": event.produced_at, "received_at": datetime.now(UTC),
-        "queued_ms": 1.0, "inference_ms": 2.0, "batch_events": 1, "batch_tokens": 4,
+        "produced_at": event.produced_at,
+        "received_at": datetime.now(UTC),
+        "queued_ms": 1.0,
+        "inference_ms": 2.0,
+        "batch_events": 1,
+        "batch_tokens": 4,
     }
     payload = orjson.loads(encode(scored_event(event, _score(), model, timings, datetime.now(UTC))))
     jsonschema.validate(payload, _schema("scored_event"))
@@ -54,8 +62,15 @@ def test_scored_event_from_codec_satisfies_schema() -> None:
 
 def test_dead_letter_from_codec_satisfies_schema() -> None:
     letter = dead_letter(
-        b"\xff\xfe", DeadLetterReason.NOT_UTF8, "bad byte", topic="t", partition=0, offset=7,
-        timestamp_ms=1, key=b"k", event_id=None,
+        b"\xff\xfe",
+        DeadLetterReason.NOT_UTF8,
+        "bad byte",
+        topic="t",
+        partition=0,
+        offset=7,
+        timestamp_ms=1,
+        key=b"k",
+        event_id=None,
     )
     jsonschema.validate(orjson.loads(encode(letter)), _schema("dead_letter"))
 
