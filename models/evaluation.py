@@ -153,6 +153,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--pack-sentences", action="store_true")
+    parser.add_argument(
+        "--no-whole-text",
+        dest="whole_text",
+        action="store_false",
+        help="a text's score is the mean of its sentences even when it fits one window",
+    )
     args = parser.parse_args(argv)
     scorer = load_scorer(
         args.model,
@@ -160,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         precision=args.precision,
         torch_threads=args.threads,
         pack_sentences=args.pack_sentences,
+        whole_text=args.whole_text,
     )
     metrics = evaluate(scorer, args.data, args.task, limit=args.limit, progress=True)
     print(json.dumps(metrics, indent=2))

@@ -9,7 +9,12 @@ How a text is scored:
    non-whitespace character is in some segment: nothing is truncated.
 2. All segments of all texts go through the model together, sorted by length and cut into
    sub-batches, so short segments are not padded to the longest one.
-3. A text's probabilities are the token-count-weighted mean of its segments' probabilities.
+3. A text's own probabilities (`TextScore.sentiment`/`emotion`) come from the whole text
+   scored as one more segment when it fits one window (`whole_text`, on by default: the heads
+   were trained on whole short texts, and on TweetEval validation a tweet scored whole beat
+   the mean of its sentences, macro-recall 0.705 vs 0.667). A longer text's probabilities are
+   the token-count-weighted mean of its segments' probabilities. The extra segment costs at
+   most one window per multi-sentence text; single-segment texts cost nothing extra.
 
 The `none` rule: emotion_intensity = max(P(emotion)) x (1 - P(sentiment = neutral)). The
 emotion head was trained on CARER, which has no neutral text, so it always picks some emotion;
@@ -89,6 +94,7 @@ class TransformerScorer(Scorer):
         max_batch_segments: int = 64,
         max_batch_tokens: int = 8192,
         pack_sentences: bool = False,
+        whole_text: bool = True,
         segment_cache_size: int = 0,
     ) -> None:
         self.model = model
@@ -99,12 +105,17 @@ class TransformerScorer(Scorer):
         self.sentiment_labels = tuple(manifest.sentiment_labels)
         self.emotion_labels = tuple(manifest.emotion_labels)
         self._neutral = self.sentiment_labels.index("neutral")
+        offsets = manifest.sentiment_log_offsets or {}
+        self.sentiment_factors = np.exp(
+            [offsets.get(label, 0.0) for label in self.sentiment_labels]
+        )
         self._specials = tokenizer.num_special_tokens_to_add(pair=False)
         limit = int(getattr(model.encoder.config, "max_position_embeddings", 512))
         if not self._specials < max_segment_tokens <= limit:
             raise ValueError(f"max_segment_tokens must be in ({self._specials}, {limit}]")
         self.max_segment_tokens = max_segment_tokens
         self.pack_sentences = pack_sentences
+        self.whole_text = whole_text
         self.max_batch_segments = max_batch_segments
         self.max_batch_tokens = max(max_batch_tokens, max_segment_tokens)
         self._pad_id = int(tokenizer.pad_token_id or 0)
@@ -208,6 +219,8 @@ class TransformerScorer(Scorer):
         self, sentiment: np.ndarray, emotion: np.ndarray
     ) -> tuple[LabelScores, LabelScores, float]:
         emotion = emotion / emotion.sum()  # exact sum 1 after averaging and float rounding
+        sentiment = sentiment * self.sentiment_factors  # the manifest's prior correction
+        sentiment = sentiment / sentiment.sum()
         intensity = emotion_intensity(emotion, sentiment[self._neutral])
         best = self.emotion_labels[int(np.argmax(emotion))]
         return (
@@ -222,29 +235,56 @@ class TransformerScorer(Scorer):
             intensity,
         )
 
+    def _whole(self, text: str, segments: list[Segment]) -> Segment | None:
+        """The whole text as one segment, when it has several and they fit one window."""
+        if not self.whole_text or len(segments) < 2:
+            return None
+        token_ids = [token for segment in segments for token in segment.token_ids]
+        if len(token_ids) > self.max_segment_tokens - self._specials:
+            return None
+        return Segment(segments[0].start, segments[-1].end, token_ids)
+
     def score(self, texts: Sequence[str]) -> list[TextScore]:
         per_text = [self.segments(text) for text in texts]
+        wholes = [
+            self._whole(text, segments) for text, segments in zip(texts, per_text, strict=True)
+        ]
+        # Rows: every text's segments in order, then the whole-text segments.
         flat = [segment for segments in per_text for segment in segments]
+        whole_rows: dict[int, int] = {}
+        for index, whole in enumerate(wholes):
+            if whole is not None:
+                whole_rows[index] = len(flat)
+                flat.append(whole)
         inputs = [self.tokenizer.build_inputs_with_special_tokens(s.token_ids) for s in flat]
         if self.segment_cache is None:
             sentiment, emotion = self._forward(inputs)
         else:  # only segments not scored before reach the model
-            pairs = zip(texts, per_text, strict=True)
-            spans = [text[s.start : s.end] for text, segments in pairs for s in segments]
+            owners = [
+                text for text, segments in zip(texts, per_text, strict=True) for _ in segments
+            ]
+            owners += [texts[index] for index in whole_rows]
+            spans = [owner[s.start : s.end] for owner, s in zip(owners, flat, strict=True)]
             sentiment, emotion = cached_forward(
                 self.segment_cache, spans, inputs, self._forward, len(self.sentiment_labels)
             )
 
         results: list[TextScore] = []
         cursor = 0
-        for segments in per_text:
+        for index, segments in enumerate(per_text):
             rows = slice(cursor, cursor + len(segments))
             cursor += len(segments)
             tokens = np.array([len(s.token_ids) + self._specials for s in segments], float)
-            weights = tokens / tokens.sum()
-            text_sentiment, text_emotion, text_intensity = self._labels(
-                weights @ sentiment[rows], weights @ emotion[rows]
-            )
+            if index in whole_rows:
+                row = whole_rows[index]
+                text_sentiment, text_emotion, text_intensity = self._labels(
+                    sentiment[row], emotion[row]
+                )
+            else:
+                weights = tokens / tokens.sum()
+                text_sentiment, text_emotion, text_intensity = self._labels(
+                    weights @ sentiment[rows], weights @ emotion[rows]
+                )
             scored_segments = []
             for segment, seg_tokens, seg_sentiment, seg_emotion in zip(
                 segments, tokens, sentiment[rows], emotion[rows], strict=True

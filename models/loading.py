@@ -129,6 +129,7 @@ def load_scorer(
     max_segment_tokens: int = 128,
     *,
     pack_sentences: bool = False,
+    whole_text: bool = True,
     segment_cache_size: int = 0,
 ) -> Scorer:
     """Load a Valence model directory as a `TransformerScorer`, in eval mode.
@@ -141,6 +142,8 @@ def load_scorer(
     max_segment_tokens: longer sentences are split into windows of this many tokens.
     pack_sentences: score neighbouring sentences together while they fit one window (off by
     default: segments are sentences; see models/inference.py `_packed`).
+    whole_text: a multi-sentence text that fits one window is also scored whole, and that
+    score is the text's own (models/inference.py); off: the mean of its sentences.
     segment_cache_size: segments whose results are kept so resent text is not scored again
     (models/segment_cache.py); 0, the default, keeps none.
     """
@@ -171,5 +174,6 @@ def load_scorer(
         dtype_name=_DTYPE_NAMES[chosen],
         max_segment_tokens=max_segment_tokens,
         pack_sentences=pack_sentences,
+        whole_text=whole_text,
         segment_cache_size=segment_cache_size,
     )

@@ -66,6 +66,9 @@ class TrainConfig:
     none_calibration: Path | None = DATA_DIR / "goemotions" / "train.jsonl"
     none_calibration_examples: int = 4000
     none_threshold: float = 0.5
+    # Tune the sentiment prior correction on this many TweetEval train rows that the seeded
+    # sample above left out (0: none; models/calibration.py).
+    sentiment_calibration_examples: int = 4000
     backbone: str = PACKAGED_MINILM
     backbone_config: dict[str, Any] | None = None
     epochs: int = 1

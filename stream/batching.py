@@ -14,7 +14,10 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from stream.config import Settings
 
 Item = TypeVar("Item")
 
@@ -42,6 +45,26 @@ class BatchPolicy:
     def __post_init__(self) -> None:
         if self.max_events < 1 or self.max_tokens < 1 or self.max_wait_s < 0:
             raise ValueError(f"invalid batch policy {self}")
+
+
+# Token caps when `batch_max_tokens` is unset. On the CPU a model call's cost grows with its
+# tokens while texts/s stays flat past ~2k tokens (bench-results/cpu: throughput against max
+# batch tokens), so bigger batches only lengthen the wait behind them; a GPU needs wide
+# batches to fill.
+DEFAULT_MAX_TOKENS = {"cpu": 2048, "cuda": 32768}
+
+
+def batch_policy(settings: Settings, device: str) -> BatchPolicy:
+    """The worker's policy for a model on `device` ("cpu", "cuda" or "cuda:N")."""
+    max_tokens = settings.batch_max_tokens
+    if max_tokens is None:
+        max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.startswith("cuda") else "cpu"]
+    return BatchPolicy(
+        max_events=settings.batch_max_events,
+        max_tokens=max_tokens,
+        max_wait_s=settings.batch_max_wait_s,
+        flush_when_idle=settings.batch_flush_when_idle,
+    )
 
 
 @dataclass(slots=True)

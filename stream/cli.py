@@ -157,6 +157,14 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from models import calibration
+
+    argv = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    calibration.main(argv)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from models.evaluation import evaluate
     from stream.scoring import load_configured_scorer
@@ -292,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     distil.add_argument(
         "train_args", nargs=argparse.REMAINDER, help="Arguments for models/distill.py."
+    )
+    calibrate = add(
+        "calibrate",
+        cmd_calibrate,
+        "Re-tune a trained model's sentiment prior correction (`valence calibrate -- --help`).",
+    )
+    calibrate.add_argument(
+        "train_args", nargs=argparse.REMAINDER, help="Arguments for models/calibration.py."
     )
 
     evaluate = add(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from models.base import ModelInfo, TextScore
 from schemas.events import DeadLetterReason, EditorEvent
-from stream.batching import Batch, BatchPolicy, MicroBatcher, estimate_tokens
+from stream.batching import Batch, MicroBatcher, batch_policy, estimate_tokens
 from stream.codec import dead_letter, dead_letter_headers, decode_event, encode, scored_event
 from stream.config import Settings
 from stream.errors import DecodeError
@@ -70,13 +70,7 @@ class ScoringPipeline:
         self.metrics = metrics
         self.model: ModelInfo = scorer.scorer.info
         self.batcher: MicroBatcher[Received] = MicroBatcher(
-            BatchPolicy(
-                max_events=settings.batch_max_events,
-                max_tokens=settings.batch_max_tokens,
-                max_wait_s=settings.batch_max_wait_s,
-                flush_when_idle=settings.batch_flush_when_idle,
-            ),
-            max_pending=settings.max_in_flight_events,
+            batch_policy(settings, self.model.device), max_pending=settings.max_in_flight_events
         )
         self.delivery = Delivery(on_fatal)
         self._on_fatal = on_fatal

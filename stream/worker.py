@@ -15,6 +15,7 @@ from typing import Any
 import faust
 
 from stream.app import ValenceApp, create_app
+from stream.batching import batch_policy
 from stream.config import Settings
 from stream.consumer_metrics import REFRESH_INTERVAL_S, ConsumerMetrics
 from stream.http import HttpServer, build_http_app
@@ -51,7 +52,7 @@ def build_worker_app(settings: Settings) -> ValenceApp:
     scorer.warmup()
     metrics.model_ready.set(1)
     metrics.batch_max_events.set(settings.batch_max_events)
-    metrics.batch_max_tokens.set(settings.batch_max_tokens)
+    metrics.batch_max_tokens.set(batch_policy(settings, scorer.info.device).max_tokens)
     log.info(
         "model %s ready on %s in %.1fs",
         scorer.info.version,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import Scorer
-from stream.batching import BatchPolicy, estimate_tokens
+from stream.batching import BatchPolicy, batch_policy, estimate_tokens
 from stream.bench import processes, profile, studies
 from stream.bench.environment import describe, load_average
 from stream.bench.model_only import cache_replay, measure
@@ -79,15 +79,6 @@ def _load(settings: Settings) -> Scorer:
     return scorer
 
 
-def policy_of(settings: Settings) -> BatchPolicy:
-    return BatchPolicy(
-        settings.batch_max_events,
-        settings.batch_max_tokens,
-        settings.batch_max_wait_s,
-        settings.batch_flush_when_idle,
-    )
-
-
 def _phase(
     target: Settings, events: list[dict[str, Any]], name: str, rate: float | None, timeout: float
 ) -> dict[str, Any]:
@@ -112,7 +103,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     cache = getattr(scorer, "segment_cache", None)
     if cache is not None:
         scorer.segment_cache = None  # type: ignore[attr-defined]  # as in the workers
-    policy = policy_of(settings)
+    policy = batch_policy(settings, scorer.info.device)
     pool = sentence_pool(seed=options.seed)
 
     # Size the backlog to about `saturation_seconds` of model-only work.

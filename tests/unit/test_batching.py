@@ -108,3 +108,16 @@ def test_micro_batcher_waits_out_the_timer_without_idle_flush() -> None:
         return loop.time() - started
 
     assert asyncio.run(scenario()) >= 0.15
+
+
+def test_token_cap_defaults_by_device_unless_set() -> None:
+    from stream.batching import DEFAULT_MAX_TOKENS, batch_policy
+    from stream.config import Settings
+
+    unset = Settings()
+    assert batch_policy(unset, "cpu").max_tokens == DEFAULT_MAX_TOKENS["cpu"] == 2048
+    assert batch_policy(unset, "cuda:0").max_tokens == DEFAULT_MAX_TOKENS["cuda"]
+    chosen = Settings(batch_max_tokens=4096, batch_max_events=8)
+    for device in ("cpu", "cuda"):
+        policy = batch_policy(chosen, device)
+        assert (policy.max_tokens, policy.max_events) == (4096, 8)

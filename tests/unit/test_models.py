@@ -203,3 +203,38 @@ def test_packed_sentences_share_segments_and_still_cover(model_dir: Path) -> Non
     assert all(segment.tokens <= MAX_SEGMENT_TOKENS for segment in long.segments)
     _assert_segments_cover(text, long)
     assert long.tokens == scorer.count_tokens(text)
+
+
+def test_short_multi_sentence_text_is_also_scored_whole(model_dir: Path) -> None:
+    def load(whole_text: bool) -> TransformerScorer:
+        loaded = load_scorer(
+            model_dir, device="cpu", max_segment_tokens=MAX_SEGMENT_TOKENS, whole_text=whole_text
+        )
+        assert isinstance(loaded, TransformerScorer)
+        return loaded
+
+    whole, mean = load(True), load(False)
+    text = "Great game. Awful referee! Home now."
+    [by_whole], [by_mean] = whole.score([text]), mean.score([text])
+    packed = load_scorer(
+        model_dir, device="cpu", max_segment_tokens=MAX_SEGMENT_TOKENS, pack_sentences=True
+    )
+    [alone] = packed.score([text])  # one segment holding the whole text
+    _assert_valid(by_whole)
+    # Sentences stay sentences; the text's own probabilities are those of the whole text.
+    assert len(by_whole.segments) == len(by_mean.segments) == 3
+    for label in SENTIMENT_LABELS:
+        expected = alone.sentiment.probabilities[label]
+        assert by_whole.sentiment.probabilities[label] == pytest.approx(expected, abs=1e-5)
+    assert by_whole.sentiment.probabilities != pytest.approx(by_mean.sentiment.probabilities)
+    # A text longer than one window keeps the token-weighted mean of its segments.
+    long_text = " ".join(f"Sentence number {i} is here." for i in range(20))
+    [long_whole], [long_mean] = whole.score([long_text]), mean.score([long_text])
+    assert long_whole.sentiment.probabilities == pytest.approx(long_mean.sentiment.probabilities)
+    # The same with the segment cache on (the whole text is one more cached span).
+    cached = load_scorer(
+        model_dir, device="cpu", max_segment_tokens=MAX_SEGMENT_TOKENS, segment_cache_size=64
+    )
+    for _ in range(2):
+        [again] = cached.score([text])
+        assert again.sentiment.probabilities == pytest.approx(alone.sentiment.probabilities)

@@ -140,9 +140,17 @@ def test_a_revision_that_changes_one_sentence_runs_one_segment(model_dir: Path) 
         return forward(inputs)
 
     scorer._forward = counting  # type: ignore[method-assign]
+    # DOC fits one window, so it is also scored whole (its own label): 5 sentences + 1.
     scorer.score([DOC])
-    assert ran == [5]
+    assert ran == [6]
     scorer.score([DOC.replace("fell over", "crashed")])
-    assert ran == [5, 1]
+    assert ran == [6, 2]  # the changed sentence and the changed whole text
     assert scorer.segment_cache is not None
     assert scorer.segment_cache.stats().hits == 4
+    # A document longer than a window has no whole-text segment: one sentence changed, one run.
+    long_doc = " ".join(f"Step {i} of the plan went well." for i in range(40))
+    ran.clear()
+    scorer.score([long_doc])
+    (first,) = ran
+    scorer.score([long_doc.replace("Step 7 of", "Step seven of")])
+    assert first == 40 and ran == [first, 1]

@@ -81,14 +81,17 @@ def _config(data: dict[str, Path], out: Path, **changes: object) -> training.Tra
 
 
 def test_tiny_training_run_produces_a_loadable_model(data: dict[str, Path], tmp_path: Path) -> None:
-    out = training.train(_config(data, tmp_path / "model"))
+    # 16 of each task's 24 rows train; the 8 sentiment rows left out tune the prior offsets.
+    config = _config(data, tmp_path / "model", max_examples_per_task=16)
+    out = training.train(config)
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert manifest["training"]["steps"] == 3
-    assert manifest["training"]["examples"] == {"emotion": 24, "sentiment": 24}
+    assert manifest["training"]["examples"] == {"emotion": 16, "sentiment": 16}
     assert 0.0 <= manifest["none_threshold"] <= 1.0
     metrics = manifest["metrics"]
     assert set(metrics) == {
         "none_calibration",
+        "sentiment_calibration",
         "carer_validation",
         "tweeteval_sentiment_validation",
         "goemotions_validation",
@@ -108,6 +111,10 @@ def test_tiny_training_run_produces_a_loadable_model(data: dict[str, Path], tmp_
     scorer = load_scorer(out, device="cpu")
     assert isinstance(scorer, TransformerScorer)
     assert scorer.none_threshold == manifest["none_threshold"]
+    assert metrics["sentiment_calibration"]["n"] == 8
+    offsets = manifest["sentiment_log_offsets"]
+    assert set(offsets) == {"negative", "neutral", "positive"} and offsets["neutral"] == 0.0
+    assert scorer.sentiment_factors == pytest.approx(np.exp(list(offsets.values())))
     [score] = scorer.score(["i feel happy. the bus is late!"])
     assert sum(score.emotion.probabilities.values()) == pytest.approx(1.0)
 
@@ -218,3 +225,23 @@ def test_command_line_flags_build_the_config(tmp_path: Path) -> None:
     assert config.output_dir == tmp_path and config.epochs == 2
     assert config.max_examples_per_task is None and config.none_calibration is None
     assert config.progress is False and config.lr == 5e-5
+
+
+def test_sentiment_offsets_rebalance_recall() -> None:
+    from models.calibration import macro_recall, tune_sentiment_offsets
+
+    labels = ["negative", "neutral", "positive"]
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, 3000)
+    logits = rng.normal(0.0, 1.0, (3000, 3))
+    logits[np.arange(3000), gold] += 1.5
+    logits[:, 0] -= 1.0  # a head that under-predicts `negative`
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    offsets, report = tune_sentiment_offsets(probabilities, gold, labels)
+    assert offsets["neutral"] == 0.0
+    assert 0.6 <= offsets["negative"] - offsets["positive"] <= 1.4  # undoes the -1.0 shift
+    assert report["macro_recall_with_offsets"] > report["macro_recall_without"] + 0.03
+    shifted = np.log(probabilities) + [offsets[k] for k in labels]
+    assert macro_recall(gold, shifted.argmax(1), 3) == pytest.approx(
+        report["macro_recall_with_offsets"], abs=1e-4
+    )
