@@ -47,10 +47,10 @@ class BatchPolicy:
             raise ValueError(f"invalid batch policy {self}")
 
 
-# Token caps when `batch_max_tokens` is unset. On the CPU a model call's cost grows with its
-# tokens while texts/s stays flat past ~2k tokens (bench-results/cpu: throughput against max
-# batch tokens), so bigger batches only lengthen the wait behind them; a GPU needs wide
-# batches to fill.
+# Token caps when `batch_max_tokens` is unset. On the CPU this is a latency choice: wider
+# calls sort more segments by length and scored up to 2x more texts/s in the benchmark's
+# sweep, but every event in a call waits for all of it, and at 70% load p99 went from ~2-3 s
+# (2048) to ~12 s (8192; bench-results/cpu). A GPU needs wide batches to fill.
 DEFAULT_MAX_TOKENS = {"cpu": 2048, "cuda": 32768}
 
 

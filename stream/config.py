@@ -57,8 +57,8 @@ class Settings(BaseSettings):
         ge=64,
         description=(
             "Most tokens (all segments, padding excluded) in one model call. Unset: 2048 on "
-            "the CPU (its throughput is flat beyond that, and a smaller batch is a shorter "
-            "wait for the events queued behind it), 32768 on a GPU."
+            "the CPU, a latency choice (8192 scored up to 2x more texts/s in the benchmark's "
+            "sweep, but its p99 at 70% load was ~12 s against ~2-3 s), 32768 on a GPU."
         ),
     )
     batch_max_wait_s: float = Field(
