@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-shot GPU check for issue 5 (H100/H200): install, check CUDA fp16 against CPU fp32,
 # benchmark the network and the pipeline. Results go to $OUT (the device runner's folder)
-# or bench-results/gpu/. Never run in the session that wrote it (no GPU was lent): see
-# notes/performance.md.
+# or bench-results/gpu/. Not run yet: no GPU was lent to the sessions that wrote it (README,
+# "Performance").
 #
 #   deploy/gpu/gpu_check.sh                    # everything, defaults below
 #   WORKERS="4 8" ROUNDS=1 deploy/gpu/gpu_check.sh
