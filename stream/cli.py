@@ -34,7 +34,8 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
             dest=f"setting_{name}",
             default=None,
             metavar="V",
-            help=f"{field.description} (default: {field.default})",
+            # argparse %-formats help strings: a literal % in a description must be doubled.
+            help=f"{field.description} (default: {field.default})".replace("%", "%%"),
         )
 
 
