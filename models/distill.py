@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,7 @@ from models.training import (
     Encoded,
     TrainConfig,
     _config_record,
-    _optional_int,
-    _optional_path,
+    add_config_flags,
     batch_order,
     build_optimizer,
     class_weights,
@@ -274,23 +273,10 @@ def distil(config: DistillConfig) -> Path:
 
 
 def _parse_args(argv: Sequence[str] | None) -> DistillConfig:
-    defaults = DistillConfig()
     parser = argparse.ArgumentParser(
         prog="python -m models.distill", description=__doc__.split("\n")[0]
     )
-    for item in fields(DistillConfig):
-        if item.name in ("backbone_config", "extra", "backbone"):
-            continue
-        flag = "--" + item.name.replace("_", "-")
-        default = getattr(defaults, item.name)
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        elif item.name in ("max_steps", "max_examples_per_task", "torch_threads"):
-            parser.add_argument(flag, type=_optional_int, default=default)
-        elif isinstance(default, Path) or "Path" in str(item.type):
-            parser.add_argument(flag, type=_optional_path, default=default)
-        else:
-            parser.add_argument(flag, type=type(default), default=default)
+    add_config_flags(parser, DistillConfig(), skip=("extra", "backbone"))
     return DistillConfig(**vars(parser.parse_args(argv)))
 
 

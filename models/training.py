@@ -42,7 +42,7 @@ from models.backbone import CONFIG_PREFIX, build_encoder, load_tokenizer, tokeni
 from models.calibration import finalize_model
 from models.data import TASKS, Example, Task, read_examples, task_labels
 from models.network import BACKBONE_ONLY_PREFIXES, SentimentEmotionModel
-from models.recipes import build_sgd, one_cycle, smoothed_kl_loss
+from models.recipes import build_sgd, one_cycle, parameter_groups, smoothed_kl_loss
 
 log = logging.getLogger(__name__)
 
@@ -226,22 +226,8 @@ def batch_order(
 
 def build_optimizer(model: SentimentEmotionModel, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW: encoder at `lr`, heads at `head_lr`; no decay on biases and LayerNorms."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        is_head = not name.startswith("encoder.")
-        no_decay = parameter.ndim < 2
-        groups.setdefault((is_head, no_decay), []).append(parameter)
     return torch.optim.AdamW(
-        [
-            {
-                "params": params,
-                "lr": config.head_lr if is_head else config.lr,
-                "weight_decay": 0.0 if no_decay else config.weight_decay,
-            }
-            for (is_head, no_decay), params in sorted(groups.items())
-        ]
+        parameter_groups(model, config.lr, config.head_lr, config.weight_decay)
     )
 
 
@@ -482,13 +468,12 @@ def train(config: TrainConfig) -> Path:
     return config.output_dir
 
 
-def _parse_args(argv: Sequence[str] | None) -> TrainConfig:
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(
-        prog="python -m models.training", description=__doc__.split("\n")[0]
-    )
-    for item in fields(TrainConfig):
-        if item.name == "backbone_config":
+def add_config_flags(
+    parser: argparse.ArgumentParser, defaults: TrainConfig, skip: Sequence[str] = ()
+) -> None:
+    """One `--flag` per field of `defaults`' dataclass (except `skip`), defaulting to it."""
+    for item in fields(defaults):
+        if item.name in ("backbone_config", *skip):
             continue
         flag = "--" + item.name.replace("_", "-")
         default = getattr(defaults, item.name)
@@ -500,8 +485,14 @@ def _parse_args(argv: Sequence[str] | None) -> TrainConfig:
             parser.add_argument(flag, type=_optional_path, default=default)
         else:
             parser.add_argument(flag, type=type(default), default=default)
-    namespace = parser.parse_args(argv)
-    return TrainConfig(**vars(namespace))
+
+
+def _parse_args(argv: Sequence[str] | None) -> TrainConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m models.training", description=__doc__.split("\n")[0]
+    )
+    add_config_flags(parser, TrainConfig())
+    return TrainConfig(**vars(parser.parse_args(argv)))
 
 
 def _optional_int(value: str) -> int | None:
