@@ -37,7 +37,7 @@ from transformers import PreTrainedTokenizerFast
 from models.artifact import ModelManifest
 from models.base import LabelScores, ModelInfo, Scorer, SegmentScore, TextScore
 from models.labels import NO_EMOTION
-from models.network import SentimentEmotionModel
+from models.network import SentimentEmotionModel, pad_rows
 from models.segment_cache import SegmentCache, cached_forward
 from models.sentences import split_sentences
 
@@ -202,12 +202,7 @@ class TransformerScorer(Scorer):
         emotion = np.zeros((len(inputs), len(self.emotion_labels)))
         with torch.inference_mode():
             for batch in self._sub_batches([len(x) for x in inputs]):
-                width = max(len(inputs[i]) for i in batch)
-                ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, index in enumerate(batch):
-                    ids[row, : len(inputs[index])] = torch.tensor(inputs[index])
-                    mask[row, : len(inputs[index])] = 1
+                ids, mask = pad_rows([inputs[i] for i in batch], self._pad_id)
                 logits = self.model(ids.to(self.device), mask.to(self.device))
                 sentiment[batch] = torch.softmax(logits.sentiment.float(), -1).cpu().numpy()
                 emotion[batch] = torch.softmax(logits.emotion.float(), -1).cpu().numpy()

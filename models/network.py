@@ -27,6 +27,17 @@ class HeadLogits(NamedTuple):
     emotion: torch.Tensor  # (batch, len(EMOTION_LABELS))
 
 
+def pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows padded to the longest one (dynamic padding): ids and attention mask."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, : len(row)] = torch.tensor(row)
+        mask[index, : len(row)] = 1
+    return ids, mask
+
+
 def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean of the token states where the mask is 1 (padding excluded)."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)

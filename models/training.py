@@ -41,7 +41,7 @@ from models.artifact import PACKAGED_MINILM, ModelManifest, save_tensors
 from models.backbone import CONFIG_PREFIX, build_encoder, load_tokenizer, tokenizer_reference
 from models.calibration import finalize_model
 from models.data import TASKS, Example, Task, read_examples, task_labels
-from models.network import BACKBONE_ONLY_PREFIXES, SentimentEmotionModel
+from models.network import BACKBONE_ONLY_PREFIXES, SentimentEmotionModel, pad_rows
 from models.recipes import build_sgd, one_cycle, parameter_groups, smoothed_kl_loss
 
 log = logging.getLogger(__name__)
@@ -183,12 +183,7 @@ def class_weights(examples: Sequence[Example], task: Task, power: float) -> torc
 
 def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad to the longest example of this batch (dynamic padding)."""
-    width = max(len(item.input_ids) for item in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, item in enumerate(batch):
-        input_ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids)
-        attention_mask[row, : len(item.input_ids)] = 1
+    input_ids, attention_mask = pad_rows([item.input_ids for item in batch], pad_id)
     return {
         "input_ids": input_ids,
         "attention_mask": attention_mask,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from models.inference import TransformerScorer
-from models.network import masked_mean
+from models.network import masked_mean, pad_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +80,7 @@ class ModelAccess:
         head_dtype = self.model.sentiment_head.weight.dtype
         with torch.inference_mode():
             for batch in batches:
-                width = max(len(inputs[i]) for i in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, index in enumerate(batch):
-                    ids[row, : len(inputs[index])] = torch.tensor(inputs[index])
-                    mask[row, : len(inputs[index])] = 1
+                ids, mask = pad_rows([inputs[i] for i in batch], pad)
                 ids, mask = ids.to(self.device), mask.to(self.device)
                 states = self.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 pooled = masked_mean(states, mask).to(head_dtype)
@@ -136,12 +131,7 @@ class MeaningEncoder:
         with torch.inference_mode():
             for first in range(0, len(order), self.max_rows):
                 batch = order[first : first + self.max_rows]
-                width = max(len(inputs[i]) for i in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, index in enumerate(batch):
-                    ids[row, : len(inputs[index])] = torch.tensor(inputs[index])
-                    mask[row, : len(inputs[index])] = 1
+                ids, mask = pad_rows([inputs[i] for i in batch], pad)
                 ids, mask = ids.to(device), mask.to(device)
                 states = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 pooled = masked_mean(states, mask).float()
