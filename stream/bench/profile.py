@@ -115,24 +115,22 @@ def summarize(raw: Path, top: int = 15) -> dict[str, Any]:
                 functions.add(f"{Path(file).name}:{function}")
         inclusive.setdefault(kind, Counter()).update(dict.fromkeys(functions, count))
     total = sum(per_thread.values()) or 1
+
+    def shares(by_thread: dict[str, Counter[str]]) -> dict[str, list[dict[str, Any]]]:
+        """Each busy thread's top functions, as shares of that thread's samples."""
+        return {
+            kind: [
+                {"function": name, "share_of_thread": round(n / per_thread[kind], 3)}
+                for name, n in counter.most_common(top)
+            ]
+            for kind, counter in by_thread.items()
+            if per_thread[kind] >= 0.02 * total
+        }
+
     return {
         "samples": sum(per_thread.values()),
         "idle_samples_dropped": idle,
         "share_by_thread": {k: round(v / total, 3) for k, v in per_thread.most_common()},
-        "top_self_by_thread": {
-            kind: [
-                {"function": name, "share_of_thread": round(n / per_thread[kind], 3)}
-                for name, n in counter.most_common(top)
-            ]
-            for kind, counter in leaves.items()
-            if per_thread[kind] >= 0.02 * total
-        },
-        "top_functions_by_thread": {
-            kind: [
-                {"function": name, "share_of_thread": round(n / per_thread[kind], 3)}
-                for name, n in counter.most_common(top)
-            ]
-            for kind, counter in inclusive.items()
-            if per_thread[kind] >= 0.02 * total
-        },
+        "top_self_by_thread": shares(leaves),
+        "top_functions_by_thread": shares(inclusive),
     }
