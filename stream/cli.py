@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -143,27 +144,11 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from models import training
-
-    argv = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-    return int(training.main(argv) or 0)
-
-
-def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
-    from models import distill
-
-    argv = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-    distill.main(argv)
-    return 0
-
-
-def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from models import calibration
-
-    argv = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-    calibration.main(argv)
-    return 0
+def cmd_module_main(args: argparse.Namespace, settings: Settings) -> int:
+    """Hand the arguments after `--` to a module's own `main` (train, distill, calibrate)."""
+    module = importlib.import_module(args.module)
+    argv = args.module_args[1:] if args.module_args[:1] == ["--"] else args.module_args
+    return int(module.main(argv) or 0)
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -290,26 +275,26 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--file", help="JSONL with a `text` field per line (editor events work).")
     score.add_argument("--output", help="Write JSONL here instead of stdout.")
 
-    train = add("train", cmd_train, "Train a model (see `valence train -- --help`).")
-    train.add_argument(
-        "train_args",
-        nargs=argparse.REMAINDER,
-        help="Arguments for the trainer (models/training.py).",
-    )
-    distil = add(
-        "distill", cmd_distill, "Distil a model into a student (`valence distill -- --help`)."
-    )
-    distil.add_argument(
-        "train_args", nargs=argparse.REMAINDER, help="Arguments for models/distill.py."
-    )
-    calibrate = add(
-        "calibrate",
-        cmd_calibrate,
-        "Re-tune a trained model's sentiment prior correction (`valence calibrate -- --help`).",
-    )
-    calibrate.add_argument(
-        "train_args", nargs=argparse.REMAINDER, help="Arguments for models/calibration.py."
-    )
+    for name, module, help_ in (
+        ("train", "models.training", "Train a model (see `valence train -- --help`)."),
+        (
+            "distill",
+            "models.distill",
+            "Distil a model into a student (`valence distill -- --help`).",
+        ),
+        (
+            "calibrate",
+            "models.calibration",
+            "Re-tune a trained model's sentiment prior correction (`valence calibrate -- --help`).",
+        ),
+    ):
+        forward = add(name, cmd_module_main, help_)
+        forward.set_defaults(module=module)
+        forward.add_argument(
+            "module_args",
+            nargs=argparse.REMAINDER,
+            help=f"Arguments for {module.replace('.', '/')}.py.",
+        )
 
     evaluate = add(
         "evaluate",
