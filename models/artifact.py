@@ -61,7 +61,7 @@ class ModelManifest:
     cpu_precision: str = "fp32"
     # Added to the sentiment head's log-probabilities before its label and valence are read:
     # a prior correction towards balanced recall, tuned on TweetEval train rows the model
-    # never saw (models/calibration.py). None: no correction.
+    # never saw (models/training/calibrate.py). None: no correction.
     sentiment_log_offsets: dict[str, float] | None = None
     none_rule: str = "intensity = max(P(emotion)) * (1 - P(sentiment=neutral)); none if < threshold"
     metrics: dict[str, Any] = field(default_factory=dict)

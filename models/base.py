@@ -10,6 +10,10 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+# Sentences longer than this many tokens (special tokens included) are cut into windows;
+# the stream's `max_segment_tokens` setting defaults to it.
+DEFAULT_MAX_SEGMENT_TOKENS = 128
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:

@@ -20,7 +20,7 @@ The `none` rule: emotion_intensity = max(P(emotion)) x (1 - P(sentiment = neutra
 emotion head was trained on CARER, which has no neutral text, so it always picks some emotion;
 the sentiment head's neutral class is what knows emotion-free text. When the intensity is
 below the manifest's `none_threshold` (tuned on GoEmotions, whose neutral rows are emotion-free;
-see models/calibration.py) the emotion label is `labels.NO_EMOTION`. The probabilities still
+see models/training/calibrate.py) the emotion label is `labels.NO_EMOTION`. The probabilities still
 list all five emotions and sum to 1.
 """
 
@@ -35,7 +35,14 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from models.artifact import ModelManifest
-from models.base import LabelScores, ModelInfo, Scorer, SegmentScore, TextScore
+from models.base import (
+    DEFAULT_MAX_SEGMENT_TOKENS,
+    LabelScores,
+    ModelInfo,
+    Scorer,
+    SegmentScore,
+    TextScore,
+)
 from models.labels import NO_EMOTION
 from models.network import SentimentEmotionModel, pad_rows
 from models.segment_cache import SegmentCache, cached_forward
@@ -51,7 +58,7 @@ class Segment:
     token_ids: list[int]
 
 
-def emotion_intensity(emotion_probs: Sequence[float], neutral_prob: float) -> float:
+def emotion_intensity(emotion_probs: Sequence[float] | np.ndarray, neutral_prob: float) -> float:
     """Strength of the text's clearest emotion, discounted by how neutral the text is."""
     return float(max(emotion_probs)) * (1.0 - float(neutral_prob))
 
@@ -90,7 +97,7 @@ class TransformerScorer(Scorer):
         *,
         device: torch.device,
         dtype_name: str,
-        max_segment_tokens: int = 128,
+        max_segment_tokens: int = DEFAULT_MAX_SEGMENT_TOKENS,
         max_batch_segments: int = 64,
         max_batch_tokens: int = 8192,
         pack_sentences: bool = False,
@@ -313,6 +320,7 @@ class TransformerScorer(Scorer):
         rows = min(self.max_batch_segments, self.max_batch_tokens // self.max_segment_tokens)
         rows = max(1, rows)
         filler = self.tokenizer.convert_tokens_to_ids("the")
-        content = [filler] * (self.max_segment_tokens - self._specials)
+        filler_id = filler if isinstance(filler, int) else self.tokenizer.unk_token_id
+        content: list[int] = [filler_id] * (self.max_segment_tokens - self._specials)
         self._forward([self.tokenizer.build_inputs_with_special_tokens(content)] * rows)
         self.score(["Warm-up: the model is ready. It works!"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from schemas.events import EMOTIONS
+
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
-EMOTION_LABELS: tuple[str, ...] = ("joy", "surprise", "anger", "fear", "sadness")
+EMOTION_LABELS: tuple[str, ...] = EMOTIONS  # the output contract's order
 
 # Label written when no emotion is strong enough to claim one (see models/inference.py).
 NO_EMOTION = "none"

@@ -12,7 +12,7 @@ from torch import nn
 
 from models.artifact import ModelManifest, load_tensors
 from models.backbone import build_encoder, load_tokenizer
-from models.base import Scorer
+from models.base import DEFAULT_MAX_SEGMENT_TOKENS, Scorer
 from models.inference import TransformerScorer
 from models.network import BACKBONE_ONLY_PREFIXES, SentimentEmotionModel, keep_encoder_layers
 
@@ -117,7 +117,9 @@ def apply_precision(
             )
         return model
     model.to(device)
-    model.encoder.to(_DTYPES[precision])
+    nn.Module.to(
+        model.encoder, dtype=_DTYPES[precision]
+    )  # transformers' `to` wrapper confuses type checkers
     return model
 
 
@@ -126,7 +128,7 @@ def load_scorer(
     device: str = "auto",
     precision: str = "auto",
     torch_threads: int | None = None,
-    max_segment_tokens: int = 128,
+    max_segment_tokens: int = DEFAULT_MAX_SEGMENT_TOKENS,
     *,
     pack_sentences: bool = False,
     whole_text: bool = True,

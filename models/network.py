@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -90,16 +90,18 @@ def keep_encoder_layers(encoder: PreTrainedModel, layers: Sequence[int]) -> PreT
     Works for BERT-style encoders (MiniLM: `encoder.layer`) and DistilBERT
     (`transformer.layer`); the config's layer count follows, so the model reloads alike.
     """
+    stack: nn.Module
     if hasattr(encoder, "encoder") and hasattr(encoder.encoder, "layer"):
-        stack = encoder.encoder
+        stack = cast(nn.Module, encoder.encoder)
     elif hasattr(encoder, "transformer") and hasattr(encoder.transformer, "layer"):
-        stack = encoder.transformer
+        stack = cast(nn.Module, encoder.transformer)
     else:
         raise TypeError(f"cannot select layers of {type(encoder).__name__}")
-    available = len(stack.layer)
+    current = cast(nn.ModuleList, stack.layer)
+    available = len(current)
     chosen = list(layers)
     if not chosen or chosen != sorted(set(chosen)) or not 0 <= chosen[0] <= chosen[-1] < available:
         raise ValueError(f"layers must be increasing indices in [0, {available}), got {chosen}")
-    stack.layer = nn.ModuleList([stack.layer[i] for i in chosen])
+    stack.layer = nn.ModuleList([current[i] for i in chosen])
     encoder.config.num_hidden_layers = len(chosen)
     return encoder

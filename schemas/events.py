@@ -7,14 +7,17 @@ string, a number as an id): such an event is rejected, not coerced.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
+# The one list of emotions: every other module (models/labels.py, the settings, the CLI)
+# takes it from here.
 Emotion = Literal["joy", "surprise", "anger", "fear", "sadness"]
-EmotionOrNone = Literal["joy", "surprise", "anger", "fear", "sadness", "none"]
+EmotionOrNone = Literal[Emotion, "none"]
+EMOTIONS: tuple[str, ...] = get_args(Emotion)
 Sentiment = Literal["negative", "neutral", "positive"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Id = Annotated[StrictStr, Field(min_length=1, max_length=256)]

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from models.base import Scorer
 from stream.config import Settings
+from stream.factory import recommendation_step
 from stream.metrics import ValenceMetrics
 from stream.pipeline import ScoringPipeline, Source
 from stream.publishing import FaustSink
-from stream.scoring import BatchScorer, recommendation_step
+from stream.scoring import BatchScorer
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def create_app(
     async def score(stream: faust.StreamT) -> None:
         # noack: faust must not acknowledge an event when the next one is taken (or in
         # take()'s `finally:`): the pipeline acknowledges it once its output is delivered.
-        manual = stream.noack()
+        manual = cast(faust.Stream, stream).noack()  # the interface StreamT lacks noack()
         runner = asyncio.ensure_future(app.pipeline.run())
         try:
             async for event in manual.events():

@@ -94,18 +94,37 @@ def _segment(segment: SegmentScore) -> dict[str, Any]:
     }
 
 
+def score_fields(score: TextScore, extras: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The model's part of the output contract: sentiment, emotion, sentences, and the
+    optional `suggestions` / `attributions` the recommendation step produced. The worker and
+    `valence score` both build their records with it."""
+    fields: dict[str, Any] = {
+        "sentiment": _sentiment(score.sentiment),
+        "emotion": _emotion(score.emotion, score.emotion_intensity),
+        "sentences": [_segment(segment) for segment in score.segments],
+    }
+    if extras:
+        fields.update(extras)
+    return fields
+
+
+def model_fields(model: ModelInfo) -> dict[str, str]:
+    """The output contract's `model` object."""
+    return {"name": model.name, "version": model.version}
+
+
 def scored_event(
     event: EditorEvent,
     score: TextScore,
     model: ModelInfo,
     timings: Mapping[str, Any],
     scored_at: datetime,
-    extra: Mapping[str, Any] | None = None,
+    extras: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The output contract (`schemas.ScoredEvent`) as a plain dict, built without pydantic
     because this runs once per event on the hot path; a test validates it against the schema.
     """
-    out: dict[str, Any] = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "event_id": event.event_id,
         "doc_id": event.doc_id,
@@ -113,16 +132,11 @@ def scored_event(
         "revision": event.revision,
         "lang": event.lang,
         "target_emotion": event.target_emotion,
-        "model": {"name": model.name, "version": model.version},
-        "sentiment": _sentiment(score.sentiment),
-        "emotion": _emotion(score.emotion, score.emotion_intensity),
-        "sentences": [_segment(segment) for segment in score.segments],
+        "model": model_fields(model),
+        **score_fields(score, extras),
         "timings": dict(timings),
         "scored_at": scored_at,
     }
-    if extra:
-        out.update(extra)
-    return out
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:

@@ -13,6 +13,10 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.base import DEFAULT_MAX_SEGMENT_TOKENS
+from models.recommend.budget import Budget
+from schemas.events import Emotion
+
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "weights"
 
 
@@ -93,7 +97,7 @@ class Settings(BaseSettings):
         None, ge=1, description="CPU threads for inference (default: torch's choice)."
     )
     max_segment_tokens: int = Field(
-        128,
+        DEFAULT_MAX_SEGMENT_TOKENS,
         ge=16,
         le=512,
         description="Longer sentences are split into chunks of this many tokens.",
@@ -111,20 +115,30 @@ class Settings(BaseSettings):
         description="Rewrite suggestions: for events with target_emotion (requested), for "
         "every event (all; default target for the rest) or never (off).",
     )
-    suggestions_default_target: Literal["joy", "surprise", "anger", "fear", "sadness"] = Field(
+    suggestions_default_target: Emotion = Field(
         "joy", description="Target emotion of events without one when suggestions=all."
     )
     suggestions_budget: int = Field(
-        32, ge=1, le=512, description="Rewrites rescored by the model per event (cost bound)."
+        Budget.candidates,
+        ge=1,
+        le=512,
+        description="Rewrites rescored by the model per event (cost bound).",
     )
-    suggestions_max: int = Field(5, ge=1, le=50, description="Suggestions listed per event.")
+    suggestions_max: int = Field(
+        Budget.max_suggestions, ge=1, le=50, description="Suggestions listed per event."
+    )
     suggestions_min_similarity: float = Field(
-        0.8, ge=0, le=1, description="Least sentence similarity (embedding cosine) of a rewrite."
+        Budget.min_similarity,
+        ge=0,
+        le=1,
+        description="Least sentence similarity (embedding cosine) of a rewrite.",
     )
     attribution: bool = Field(
         False, description="Add the words carrying each emotion and the sentiment (occlusion)."
     )
-    attribution_top_k: int = Field(3, ge=1, le=20, description="Spans listed per label.")
+    attribution_top_k: int = Field(
+        Budget.attribution_top_k, ge=1, le=20, description="Spans listed per label."
+    )
 
     # --- Serving ---------------------------------------------------------------------------
     http_host: str = Field("127.0.0.1", description="Address of /metrics, /health, /ready.")

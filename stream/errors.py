@@ -9,10 +9,6 @@ class ValenceError(Exception):
     """Base of every error Valence raises on purpose."""
 
 
-class ConfigError(ValenceError):
-    """The configuration cannot work (bad path, unreachable model, ...)."""
-
-
 class DecodeError(ValenceError):
     """Raw bytes could not become an editor event. Carries the dead-letter reason."""
 

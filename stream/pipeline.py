@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from models.base import ModelInfo, TextScore
+from models.base import ModelInfo
 from schemas.events import DeadLetterReason, EditorEvent
 from stream.batching import Batch, MicroBatcher, batch_policy, estimate_tokens
 from stream.codec import dead_letter, dead_letter_headers, decode_event, encode, scored_event
@@ -27,7 +27,7 @@ from stream.config import Settings
 from stream.errors import DecodeError
 from stream.metrics import ValenceMetrics
 from stream.publishing import Delivery, Sink
-from stream.scoring import BatchScorer
+from stream.scoring import BatchScorer, ScoredText
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ class ScoringPipeline:
         self.scorer = scorer
         self.sink = sink
         self.metrics = metrics
-        self.model: ModelInfo = scorer.scorer.info
+        self.model_info: ModelInfo = scorer.scorer.info
         self.batcher: MicroBatcher[Received] = MicroBatcher(
-            batch_policy(settings, self.model.device), max_pending=settings.max_in_flight_events
+            batch_policy(settings, self.model_info.device),
+            max_pending=settings.max_in_flight_events,
         )
         self.delivery = Delivery(on_fatal)
         self._on_fatal = on_fatal
@@ -124,7 +125,7 @@ class ScoringPipeline:
     async def process(self, batch: Batch[Received]) -> None:
         items = batch.items
         started_mono = time.monotonic()
-        results, extras = await self.scorer.score_with_extras(
+        results = await self.scorer.score(
             [item.event.text for item in items], [item.event.target_emotion for item in items]
         )
         inference_s = time.monotonic() - started_mono
@@ -134,13 +135,12 @@ class ScoringPipeline:
         scored_at = datetime.now(UTC)
         futures = []
         scored: list[Received] = []
-        for item, result, extra in zip(items, results, extras, strict=True):
+        for item, result in zip(items, results, strict=True):
             self.metrics.queue_duration.observe(max(0.0, started_mono - item.received_mono))
             if isinstance(result, Exception):
                 await self._dead_letter_event(item, result)
                 continue
             payload = self._scored(item, result, batch, started_mono, inference_s, scored_at)
-            payload.update(extra)
             futures.append(
                 await self.sink.send(
                     self.settings.output_topic, item.event.doc_id.encode(), encode(payload)
@@ -163,7 +163,7 @@ class ScoringPipeline:
     def _scored(
         self,
         item: Received,
-        score: TextScore,
+        result: ScoredText,
         batch: Batch[Received],
         started_mono: float,
         inference_s: float,
@@ -177,7 +177,9 @@ class ScoringPipeline:
             "batch_events": len(batch.items),
             "batch_tokens": batch.tokens,
         }
-        return scored_event(item.event, score, self.model, timings, scored_at)
+        return scored_event(
+            item.event, result.score, self.model_info, timings, scored_at, result.extras
+        )
 
     # --- dead letters ------------------------------------------------------------------------
     async def _dead_letter_event(self, item: Received, error: Exception) -> None:
@@ -189,7 +191,6 @@ class ScoringPipeline:
             DeadLetterReason.SCORING_FAILED,
             repr(error),
             item.event.event_id,
-            release=False,
         )
 
     async def _dead_letter(
@@ -199,7 +200,6 @@ class ScoringPipeline:
         reason: DeadLetterReason,
         detail: str,
         event_id: str | None,
-        release: bool = False,
     ) -> None:
         log.info(
             "dead-lettering %s[%d]@%d: %s: %s",
@@ -231,7 +231,5 @@ class ScoringPipeline:
             await source.ack()
             self.metrics.events_dead_lettered.labels(reason.value).inc()
             self.metrics.events_in_flight.dec()
-            if release:
-                await self.batcher.release(1)
 
         await self.delivery.track([future], delivered)

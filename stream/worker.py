@@ -13,14 +13,15 @@ import time
 from typing import Any
 
 import faust
+from mode.types.signals import BaseSignalT
 
 from stream.app import ValenceApp, create_app
 from stream.batching import batch_policy
 from stream.config import Settings
 from stream.consumer_metrics import REFRESH_INTERVAL_S, ConsumerMetrics
+from stream.factory import load_configured_scorer
 from stream.http import HttpServer, build_http_app
 from stream.metrics import ValenceMetrics
-from stream.scoring import load_configured_scorer
 from stream.topics import create_topics
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def build_worker_app(settings: Settings) -> ValenceApp:
         log.info("serving /metrics /health /ready on %s:%d", settings.http_host, settings.http_port)
 
     @app.on_before_shutdown.connect
-    async def stop_http(_: Any, **__: Any) -> None:
+    async def stop_http(_: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         await server.stop()
 
     return app

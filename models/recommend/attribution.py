@@ -8,7 +8,7 @@ Log-odds, not probabilities: in "i feel so sad and lonely" P(sadness) stays 0.99
 All occluded sentences of all texts of a batch go through the model in one batched call, and
 one call answers every label at once (both heads).
 
-Why occlusion and not gradients (measured in notes/recommendations.md): it is model-agnostic
+Why occlusion and not gradients (measured in models/recommend/README.md): it is model-agnostic
 (works unchanged on int8 and fp16 encoders, which have no usable backward), its scores are
 real probability changes in the output's own units, and on this CPU it costs about the same as
 gradient x input would: one occluded row per word vs. one backward pass per label (8 labels).
@@ -164,20 +164,22 @@ def occlude(
     forward = access.forward(rows)
     results = []
     for segments, weights, words, segment_of, seg_rows, word_rows in plans:
-        base_e = forward.emotion[[seg_rows[k] for k in segment_of]] if words else None
-        base_s = forward.sentiment[[seg_rows[k] for k in segment_of]] if words else None
-        w = np.array([weights[k] for k in segment_of])[:, None] if words else None
         n_e, n_s = forward.emotion.shape[1], forward.sentiment.shape[1]
+        emotion_drop, sentiment_drop = np.zeros((0, n_e)), np.zeros((0, n_s))
+        if words:
+            # Each word's drop is measured against its own segment, weighted by that segment.
+            base = [seg_rows[k] for k in segment_of]
+            w = np.array([weights[k] for k in segment_of])[:, None]
+            emotion_drop = w * (_logit(forward.emotion[base]) - _logit(forward.emotion[word_rows]))
+            sentiment_drop = w * (
+                _logit(forward.sentiment[base]) - _logit(forward.sentiment[word_rows])
+            )
         results.append(
             Occlusion(
                 words=words,
                 segment_of=segment_of,
-                emotion_drop=(w * (_logit(base_e) - _logit(forward.emotion[word_rows])))
-                if words
-                else np.zeros((0, n_e)),
-                sentiment_drop=(w * (_logit(base_s) - _logit(forward.sentiment[word_rows])))
-                if words
-                else np.zeros((0, n_s)),
+                emotion_drop=emotion_drop,
+                sentiment_drop=sentiment_drop,
                 segments=segments,
                 segment_weight=weights,
                 segment_forward=Forward(

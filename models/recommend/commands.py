@@ -1,6 +1,6 @@
 """What `valence recommend` and `valence evaluate-recs` do, given a loaded scorer.
 
-`stream/cli.py` parses the arguments and loads the model; these functions do the rest and
+`stream/cli/main.py` parses the arguments and loads the model; these functions do the rest and
 return what to print, so they are testable without a shell.
 """
 
@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from models.base import Scorer
-from models.recommend.ranking import Budget, Recommender
+from models.recommend.budget import Budget
+from models.recommend.ranking import Recommender
 from models.recommend.resources import Resources
 
 
@@ -70,7 +71,7 @@ def evaluate_recs(
     latency: bool,
 ) -> dict[str, Any]:
     """Run the evaluation (and the latency measurement); write JSON when `output` is set."""
-    from models.recommend import evaluate as ev
+    from models.recommend import quality as ev
 
     resources = Resources.load()
     report = ev.evaluate(

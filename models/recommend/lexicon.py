@@ -77,7 +77,7 @@ def _keys(word: str) -> set[str]:
 
 def log_odds(docs: Iterable[tuple[list[str], set[str]]]) -> tuple[dict[str, np.ndarray], int]:
     """Per word, the z-score of each emotion vs the rest (informative Dirichlet prior)."""
-    counts = {label: Counter() for label in EMOTION_LABELS}
+    counts: dict[str, Counter[str]] = {label: Counter() for label in EMOTION_LABELS}
     total: Counter[str] = Counter()
     for words, labels in docs:
         keys = Counter(key for word in words for key in _keys(word))
@@ -111,10 +111,13 @@ def log_odds(docs: Iterable[tuple[list[str], set[str]]]) -> tuple[dict[str, np.n
 
 def model_association(words: list[str], model_dir: Path) -> dict[str, np.ndarray]:
     """Valence's emotion probabilities for each word, centred and scaled to [-1, 1]."""
+    from models.inference import TransformerScorer
     from models.loading import load_scorer
     from models.recommend.encoder import ModelAccess
 
     scorer = load_scorer(model_dir, device="cpu", precision="fp32")
+    if not isinstance(scorer, TransformerScorer):
+        raise TypeError(f"the lexicon needs a transformer model, {model_dir} is not one")
     access = ModelAccess(scorer, max_rows=256, max_tokens=4096)
     alone = access.forward(words).emotion
     framed = access.forward([f"i feel {w}" for w in words]).emotion

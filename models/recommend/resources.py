@@ -76,7 +76,7 @@ def load_wordnet(cache_dir: Path = DEFAULT_CACHE, source: Path = DEBIAN_WORDNET)
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    class _WordNet30(WordNetCorpusReader):  # type: ignore[misc]
+    class _WordNet30(WordNetCorpusReader):
         # The files are WordNet 3.0 itself: no mapping to 3.0 (which would need index.sense,
         # only used by the multilingual functions Valence does not use).
         def map_wn(self, version: str = "wordnet") -> None:

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from models.base import Scorer, TextScore
-from models.recommend.ranking import Budget, Recommender
+from models.recommend.budget import Budget
+from models.recommend.ranking import Recommender
 from models.recommend.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,6 @@ class StreamStep:
         self.mode = mode
         self.default_target = default_target
         self.attribution = attribution
-        self.last_duration_s = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self.mode != "off" or self.attribution
 
     def targets(self, requested: Sequence[str | None]) -> list[str | None]:
         if self.mode == "off":
@@ -52,7 +48,6 @@ class StreamStep:
     def __call__(
         self, texts: Sequence[str], scores: Sequence[TextScore], targets: Sequence[str | None]
     ) -> list[dict[str, Any]]:
-        started = time.monotonic()
         chosen = self.targets(targets)
         extras: list[dict[str, Any]] = [{} for _ in texts]
         if not self.attribution and all(target is None for target in chosen):
@@ -63,7 +58,6 @@ class StreamStep:
                 extra["suggestions"] = [s.to_dict() for s in analysis.suggestions]
             if self.attribution:
                 extra["attributions"] = [a.to_dict() for a in analysis.attributions]
-        self.last_duration_s = time.monotonic() - started
         return extras
 
 
@@ -72,27 +66,15 @@ def build_step(
     *,
     mode: Mode,
     default_target: str,
-    budget: int,
-    max_suggestions: int,
-    min_similarity: float,
+    budget: Budget,
     attribution: bool,
-    attribution_top_k: int,
     resources: Resources | None = None,
 ) -> StreamStep | None:
     """The step for these settings, or None when both features are off (nothing loaded)."""
     if mode == "off" and not attribution:
         return None
     started = time.monotonic()
-    recommender = Recommender(
-        scorer,
-        resources or Resources.load(),
-        Budget(
-            candidates=budget,
-            max_suggestions=max_suggestions,
-            min_similarity=min_similarity,
-            attribution_top_k=attribution_top_k,
-        ),
-    )
+    recommender = Recommender(scorer, resources or Resources.load(), budget)
     log.info(
         "recommendations ready in %.1fs (suggestions=%s, attribution=%s)",
         time.monotonic() - started,

@@ -78,7 +78,7 @@ def describe(settings: Settings, scorer: Scorer) -> dict[str, Any]:
     device = {"device": info.device, "dtype": info.dtype}
     if info.device.startswith("cuda"):
         device["gpu"] = torch.cuda.get_device_name(0)
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in PACKAGES:
         try:
             versions[package] = metadata.version(package)

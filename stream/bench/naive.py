@@ -23,7 +23,7 @@ from models.base import Scorer
 from stream.codec import decode_event, encode, scored_event
 from stream.config import Settings
 from stream.errors import DecodeError
-from stream.scoring import load_configured_scorer
+from stream.factory import load_configured_scorer
 
 log = logging.getLogger(__name__)
 READY = "naive consumer ready"

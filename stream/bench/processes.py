@@ -112,7 +112,7 @@ class Child:
 
 
 def worker(settings: Settings, log_path: Path) -> Child:
-    return Child("worker", ["-m", "stream.cli", "worker"], settings_env(settings), log_path)
+    return Child("worker", ["-m", "stream.cli.main", "worker"], settings_env(settings), log_path)
 
 
 def http_ready(port: int) -> Callable[[], bool]:

@@ -56,7 +56,7 @@ _TRUNK_FILES = (
     "selectors.py",
     "mode/threads.py",
     "mode/worker.py",
-    "stream/cli.py",
+    "stream/cli/main.py",
     "concurrent/futures/thread.py",
 )
 # A thread whose innermost frame is one of these is waiting, not working.

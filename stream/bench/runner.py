@@ -28,10 +28,10 @@ from models.base import Scorer
 from stream.batching import BatchPolicy, batch_policy, estimate_tokens
 from stream.bench import processes, profile, studies
 from stream.bench.environment import describe, load_average
+from stream.bench.load_phase import run_phase
 from stream.bench.model_only import cache_replay, measure
 from stream.bench.naive import READY
 from stream.bench.options import DEFAULT_OUTPUT, BenchOptions
-from stream.bench.pipeline import run_phase
 from stream.bench.report import write_report
 from stream.bench.targets import evaluate_targets
 from stream.bench.workload import (
@@ -41,7 +41,7 @@ from stream.bench.workload import (
     texts_for,
 )
 from stream.config import Settings
-from stream.scoring import load_configured_scorer
+from stream.factory import load_configured_scorer
 from stream.topics import create_topics
 
 log = logging.getLogger(__name__)
@@ -351,7 +351,7 @@ def _studies(
     return out
 
 
-def main(args: Any, settings: Settings) -> int:
+def bench_command(args: Any, settings: Settings) -> int:
     """`valence bench`: run, write the report, print the summary; 1 when a count mismatched."""
     import shlex
     import sys

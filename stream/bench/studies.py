@@ -28,7 +28,7 @@ from stream.bench.model_only import (
     unsorted_sub_batches,
 )
 from stream.config import Settings
-from stream.scoring import load_configured_scorer
+from stream.factory import load_configured_scorer
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -155,9 +155,7 @@ def int8_vs_fp32(
     rows = _labelled_texts(limit)
     if not rows:
         return {"available": False, "reason": "no validation data under data/"}
-    int8 = load_configured_scorer(
-        Settings(**{**settings.model_dump(exclude_none=True), "precision": "int8"})
-    )
+    int8 = load_configured_scorer(settings, precision="int8")
     if hasattr(int8, "segment_cache"):
         int8.segment_cache = None
     int8.warmup()

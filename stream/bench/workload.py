@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from stream.client import editor_event
+from stream.cli.client import editor_event
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 _SOURCES = ("emotion/validation.jsonl", "sentiment/validation.jsonl", "goemotions/validation.jsonl")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from stream.batching import BatchPolicy
+from stream.bench.load_phase import Observed, saturated_throughput
 from stream.bench.model_only import plan_batches
 from stream.bench.options import BenchOptions
-from stream.bench.pipeline import Observed, saturated_throughput
 from stream.bench.runner import run_bench
 from stream.bench.workload import editing_sessions, realistic_texts, sentence_pool
 from stream.config import Settings

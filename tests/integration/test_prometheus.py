@@ -25,7 +25,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.client import editor_event, send_events
+from stream.cli.client import editor_event, send_events
 from stream.config import Settings
 from tests.integration.workers import WorkerProcess, collect, free_port, isolated_settings
 from tests.unit.test_deploy_files import ALERTS, dashboard_queries, grafana_to_promql

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.client import editor_event, send_events
+from stream.cli.client import editor_event, send_events
 from stream.config import Settings
 from tests.integration.workers import WorkerProcess, collect, isolated_settings
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.client import read_topic
+from stream.cli.client import read_topic
 from stream.config import Settings
 from stream.topics import create_topics
 
@@ -61,7 +61,7 @@ class WorkerProcess:
         env["PYTHONUNBUFFERED"] = "1"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker"],
+            [sys.executable, "-m", "stream.cli.main", "worker"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from stream.cli import build_parser, main
+from stream.cli.main import build_parser, main
 
 
 def _subcommands() -> list[str]:
@@ -45,7 +45,7 @@ def test_score_happy_text_with_the_shipped_model(capsys: pytest.CaptureFixture[s
 
 
 def test_score_file_keeps_ids_and_scores_every_line(tmp_path, capsys) -> None:
-    from stream.cli import SAMPLE_EVENTS
+    from stream.cli.main import SAMPLE_EVENTS
 
     out = tmp_path / "scored.jsonl"
     assert main(["score", "--file", str(SAMPLE_EVENTS), "--output", str(out)]) == 0

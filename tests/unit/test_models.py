@@ -16,7 +16,7 @@ from models.inference import TransformerScorer
 from models.labels import EMOTION_LABELS, NO_EMOTION, SENTIMENT_LABELS
 from models.loading import load_scorer, resolve_device, resolve_precision
 from models.network import SentimentEmotionModel, masked_mean
-from models.testing import write_random_model
+from tests.tiny_model import write_random_model
 
 MAX_SEGMENT_TOKENS = 32
 

@@ -1,4 +1,5 @@
-"""models.data and models.evaluation: label mapping of the shared data sets, and metrics."""
+"""models.training.data and models.training.evaluation: label mapping of the shared data sets,
+and metrics."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from models.data import read_examples
-from models.evaluation import evaluate
 from models.labels import GOEMOTIONS_TO_EMOTION, NO_EMOTION
 from models.loading import load_scorer
-from models.testing import write_random_model
+from models.training.data import read_examples
+from models.training.evaluation import evaluate
+from tests.tiny_model import write_random_model
 
 
 def _write(path: Path, rows: list[dict[str, object]]) -> Path:

@@ -10,14 +10,14 @@ import torch
 from safetensors.torch import load_file
 from torch.nn import functional
 
-import models.training as training
+import models.training.train as training
 from models.artifact import MANIFEST_NAME, WEIGHTS_NAME, ModelManifest
 from models.backbone import build_random_distilbert, random_distilbert_config
-from models.distill import DistillConfig, build_student, distil
 from models.inference import TransformerScorer
 from models.loading import load_scorer
 from models.network import SentimentEmotionModel, keep_encoder_layers
-from models.recipes import one_cycle, smoothed_kl_loss
+from models.training.distill import DistillConfig, build_student, distil
+from models.training.recipes import one_cycle, smoothed_kl_loss
 from tests.unit.test_training import _config, data  # noqa: F401  (data is a fixture)
 
 FAST = {

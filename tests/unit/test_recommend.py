@@ -1,6 +1,6 @@
 """Recommendations: attribution offsets, inflection, letter case, budget, blocklist.
 
-Fast and deterministic: a tiny random DistilBERT (models.testing) where a real network is
+Fast and deterministic: a tiny random DistilBERT (tests.tiny_model) where a real network is
 needed, a keyword "model" where the answer must be known, and a hand-made WordNet, GloVe and
 lexicon, so nothing here needs the Debian WordNet files or the GloVe package.
 """
@@ -17,6 +17,7 @@ import pytest
 from models.base import LabelScores, SegmentScore, TextScore
 from models.labels import EMOTION_LABELS, SENTIMENT_LABELS
 from models.recommend.attribution import attributions, occlude
+from models.recommend.budget import Budget
 from models.recommend.candidates import generate
 from models.recommend.encoder import Forward
 from models.recommend.inflection import (
@@ -27,7 +28,7 @@ from models.recommend.inflection import (
     match_case,
     words_set,
 )
-from models.recommend.ranking import Budget, Recommender
+from models.recommend.ranking import Recommender
 from models.recommend.resources import (
     EmotionLexicon,
     Glove,
@@ -322,7 +323,7 @@ def test_occlusion_removes_exactly_one_word_per_row() -> None:
 @pytest.fixture(scope="module")
 def tiny_scorer(tmp_path_factory):
     from models.loading import load_scorer
-    from models.testing import write_random_model
+    from tests.tiny_model import write_random_model
 
     path = write_random_model(tmp_path_factory.mktemp("tiny"))
     return load_scorer(path, device="cpu", precision="fp32")

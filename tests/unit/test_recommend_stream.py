@@ -14,9 +14,10 @@ from models.recommend.ranking import Analysis, Suggestion
 from models.recommend.service import StreamStep
 from schemas.events import ScoredEvent
 from stream.config import Settings
+from stream.factory import recommendation_step
 from stream.metrics import ValenceMetrics
 from stream.pipeline import ScoringPipeline, Source
-from stream.scoring import BatchScorer, recommendation_step
+from stream.scoring import BatchScorer
 from tests.unit.test_pipeline import FakeScorer, FakeSink
 
 

@@ -76,7 +76,7 @@ def test_dead_letter_from_codec_satisfies_schema() -> None:
 
 
 def test_sample_events_satisfy_input_schema() -> None:
-    from stream.cli import SAMPLE_EVENTS
+    from stream.cli.main import SAMPLE_EVENTS
 
     lines = SAMPLE_EVENTS.read_text().splitlines()
     assert len(lines) >= 10

@@ -12,7 +12,7 @@ import pytest
 from models.inference import TransformerScorer
 from models.loading import load_scorer
 from models.segment_cache import SegmentCache, cached_forward
-from models.testing import write_random_model
+from tests.tiny_model import write_random_model
 
 
 def test_lru_is_bounded_and_evicts_the_least_recently_used() -> None:

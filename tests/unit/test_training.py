@@ -1,4 +1,4 @@
-"""models.training: a tiny end-to-end run (random DistilBERT), resume, and the pieces."""
+"""models.training.train: a tiny end-to-end run (random DistilBERT), resume, and the pieces."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import models.training as training
+import models.training.train as training
 from models.artifact import MANIFEST_NAME, WEIGHTS_NAME
 from models.backbone import random_distilbert_config
-from models.data import Example
 from models.inference import TransformerScorer
 from models.loading import load_scorer
+from models.training.data import Example
 
 EMOTION_ROWS = [
     ("i feel so happy and loved today", "joy"),
@@ -228,7 +228,7 @@ def test_command_line_flags_build_the_config(tmp_path: Path) -> None:
 
 
 def test_sentiment_offsets_rebalance_recall() -> None:
-    from models.calibration import macro_recall, tune_sentiment_offsets
+    from models.training.calibrate import macro_recall, tune_sentiment_offsets
 
     labels = ["negative", "neutral", "positive"]
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 
 SGD with Nesterov momentum, a one-cycle learning-rate policy (warm up from lr/25 to lr over
 the first 30% of steps, anneal to lr/1e4 by cosine; momentum cycles 0.95 -> 0.85 -> 0.95) and
-label smoothing written as a KL divergence to the smoothed target. `models/training.py` picks
+label smoothing written as a KL divergence to the smoothed target. `models/training/train.py` picks
 it with `TrainConfig.optimizer = "sgd"`; the model card compares both at the same budget.
 """
 

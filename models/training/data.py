@@ -85,7 +85,10 @@ def read_examples(
     for row in _rows(path):
         label: str | None
         if "labels" in row:
-            words = [str(w).strip().lower() for w in row["labels"]]  # type: ignore[union-attr]
+            labels = row["labels"]
+            if not isinstance(labels, list):
+                raise ValueError(f"{path}: `labels` must be a list, got {labels!r}")
+            words = [str(w).strip().lower() for w in labels]
             label = _grouped_emotion(words) if task == "emotion" else None
             if label == NO_EMOTION and not include_none:
                 label = None

@@ -18,13 +18,14 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from schemas.events import EMOTIONS
+from stream.cli.output import summary_line
 from stream.config import Settings
 from stream.errors import ValenceError
 
-SAMPLE_EVENTS = Path(__file__).resolve().parent / "samples" / "editor_events.jsonl"
+SAMPLE_EVENTS = Path(__file__).resolve().parent.parent / "samples" / "editor_events.jsonl"
 
 Command = Callable[[argparse.Namespace, Settings], int]
-EMOTIONS = ("joy", "surprise", "anger", "fear", "sadness")
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +72,7 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.client import editor_event, send_events
+    from stream.cli.client import editor_event, send_events
 
     if args.file:
         events: list[dict[str, Any]] = [
@@ -91,7 +92,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.client import read_topic
+    from stream.cli.client import read_topic
 
     topic = {"scored": settings.output_topic, "dead-letter": settings.dead_letter_topic}[args.topic]
 
@@ -104,7 +105,9 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
             max_records=args.max,
         ):
             print(
-                orjson.dumps(record["value"]).decode() if args.raw else _summary(record["value"]),
+                orjson.dumps(record["value"]).decode()
+                if args.raw
+                else summary_line(record["value"]),
                 flush=True,
             )
 
@@ -112,21 +115,8 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _summary(value: dict[str, Any]) -> str:
-    if "reason" in value:
-        return f"DEAD-LETTER {value.get('event_id')}: {value['reason']}: {value['error']}"
-    sentiment, emotion = value["sentiment"], value["emotion"]
-    return (
-        f"{value['doc_id']}#{value['revision']} {value['event_id']}: "
-        f"sentiment={sentiment['label']} (valence {sentiment['valence']:+.2f}) "
-        f"emotion={emotion['label']} ({emotion['intensity']:.2f}) "
-        f"sentences={len(value['sentences'])} "
-        f"batch={value['timings']['batch_events']}"
-    )
-
-
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.offline import score_lines
+    from stream.cli.offline import score_lines
 
     if args.file:
         lines = Path(args.file).read_text().splitlines()
@@ -152,8 +142,8 @@ def cmd_module_main(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from models.evaluation import evaluate
-    from stream.scoring import load_configured_scorer
+    from models.training.evaluation import evaluate
+    from stream.factory import load_configured_scorer
 
     scorer = load_configured_scorer(settings)
     report = evaluate(
@@ -167,36 +157,20 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.bench.runner import main as run_bench
+    from stream.bench.runner import bench_command
 
-    return run_bench(args, settings)
-
-
-def _recommend_budget(settings: Settings) -> Any:
-    from models.recommend import Budget
-
-    return Budget(
-        candidates=settings.suggestions_budget,
-        max_suggestions=settings.suggestions_max,
-        min_similarity=settings.suggestions_min_similarity,
-        attribution_top_k=settings.attribution_top_k,
-    )
-
-
-def _load(settings: Settings) -> Any:
-    from stream.scoring import load_configured_scorer
-
-    return load_configured_scorer(settings)
+    return bench_command(args, settings)
 
 
 def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     from models.recommend.commands import recommend, render
+    from stream.factory import load_configured_scorer, recommendation_budget
 
     result = recommend(
-        _load(settings),
+        load_configured_scorer(settings),
         args.text,
         args.target,
-        _recommend_budget(settings),
+        recommendation_budget(settings),
         attribution=settings.attribution,
     )
     print(orjson.dumps(result).decode() if args.json else render(result))
@@ -205,10 +179,11 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evaluate_recs(args: argparse.Namespace, settings: Settings) -> int:
     from models.recommend.commands import evaluate_recs
+    from stream.factory import load_configured_scorer, recommendation_budget
 
     report = evaluate_recs(
-        _load(settings),
-        _recommend_budget(settings),
+        load_configured_scorer(settings),
+        recommendation_budget(settings),
         per_target=args.per_target,
         seed=args.seed,
         data=Path(args.data) if args.data else None,
@@ -224,7 +199,7 @@ def cmd_evaluate_recs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.demo import run_demo
+    from stream.cli.demo import run_demo
 
     return run_demo(settings, Path(args.events))
 
@@ -255,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--file", help="JSONL file of editor events (one per line).")
     send.add_argument("--doc-id", default="doc-cli")
     send.add_argument("--user-id", default="user-cli")
-    send.add_argument("--target", choices=["joy", "surprise", "anger", "fear", "sadness"])
+    send.add_argument("--target", choices=list(EMOTIONS))
 
     tail = add("tail", cmd_tail, "Print scored events (or dead letters).")
     tail.add_argument("--topic", choices=["scored", "dead-letter"], default="scored")
@@ -276,15 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", help="Write JSONL here instead of stdout.")
 
     for name, module, help_ in (
-        ("train", "models.training", "Train a model (see `valence train -- --help`)."),
+        ("train", "models.training.train", "Train a model (see `valence train -- --help`)."),
         (
             "distill",
-            "models.distill",
+            "models.training.distill",
             "Distil a model into a student (`valence distill -- --help`).",
         ),
         (
             "calibrate",
-            "models.calibration",
+            "models.training.calibrate",
             "Re-tune a trained model's sentiment prior correction (`valence calibrate -- --help`).",
         ),
     ):

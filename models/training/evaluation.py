@@ -1,6 +1,7 @@
 """Score a labelled JSONL file with a `Scorer` and compute classification metrics.
 
-Run as ``python -m models.evaluation --model models/weights --data <file.jsonl> --task emotion``.
+Run as ``python -m models.training.evaluation --model models/weights --data <file.jsonl>
+--task emotion``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from sklearn.metrics import (
 from tqdm import tqdm
 
 from models.base import Scorer, TextScore
-from models.data import Example, Task, read_examples, task_labels
 from models.labels import NO_EMOTION
+from models.training.data import Example, Task, read_examples, task_labels
 
 
 def score_examples(
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry: print the metrics as JSON."""
     from models.loading import load_scorer
 
-    parser = argparse.ArgumentParser(prog="python -m models.evaluation")
+    parser = argparse.ArgumentParser(prog="python -m models.training.evaluation")
     parser.add_argument("--model", type=Path, required=True, help="Valence model directory")
     parser.add_argument("--data", type=Path, required=True, help="labelled JSONL file")
     parser.add_argument("--task", choices=("emotion", "sentiment"), required=True)

@@ -1,6 +1,7 @@
 """TF-IDF baselines (logistic regression, linear SVM), to put the transformer's numbers in context.
 
-Run as ``python -m models.baseline`` (about a minute on two cores); it prints JSON metrics for
+Run as ``python -m models.training.baselines`` (about a minute on two cores); it prints
+JSON metrics for
 CARER emotion and TweetEval sentiment, trained on the same examples the shipped model used.
 The SVM has no probabilities: its AUC ranks by `decision_function`, which is all AUC needs.
 """
@@ -19,9 +20,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from models.data import Task, read_examples, task_labels
-from models.evaluation import classification_metrics, macro_auc
-from models.training import DATA_DIR, sample_examples
+from models.training.data import Task, read_examples, task_labels
+from models.training.evaluation import classification_metrics, macro_auc
+from models.training.train import DATA_DIR, sample_examples
 
 Classifier = Literal["logreg", "svm"]
 
@@ -68,7 +69,7 @@ def tfidf_baseline(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Print both baselines' metrics on CARER and TweetEval validation as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m models.baseline")
+    parser = argparse.ArgumentParser(prog="python -m models.training.baselines")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--max-examples-per-task", type=int, default=16000)
     parser.add_argument("--seed", type=int, default=13)

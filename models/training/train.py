@@ -4,14 +4,15 @@ One run: CARER emotion examples and TweetEval sentiment examples are pooled and 
 every batch mixes both tasks; each example's loss is the cross-entropy of its own head. The
 word embeddings stay frozen (they ship in the backbone package), AdamW with linear warmup and
 decay (or the seed product's recipe, `--optimizer sgd`: Nesterov SGD, one-cycle, label
-smoothing as KL; models/recipes.py), dynamic padding, seeded order and dropout, a checkpoint
+smoothing as KL; models/training/recipes.py), dynamic padding, seeded order and dropout, a
+checkpoint
 every N steps and resume.
 
 After the last step the model is saved (fp16 safetensors + manifest), the `none` threshold is
 tuned on emotion data that includes neutral text, and validation metrics are written into the
-manifest (see models/calibration.py and models/evaluation.py).
+manifest (see models/training/calibrate.py and models/training/evaluation.py).
 
-Run as ``python -m models.training --help``.
+Run as ``python -m models.training.train --help``.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from transformers import PreTrainedTokenizerFast
 
 from models.artifact import PACKAGED_MINILM, ModelManifest, save_tensors
 from models.backbone import CONFIG_PREFIX, build_encoder, load_tokenizer, tokenizer_reference
-from models.calibration import finalize_model
-from models.data import TASKS, Example, Task, read_examples, task_labels
 from models.network import BACKBONE_ONLY_PREFIXES, SentimentEmotionModel, pad_rows
-from models.recipes import build_sgd, one_cycle, parameter_groups, smoothed_kl_loss
+from models.training.calibrate import finalize_model
+from models.training.data import TASKS, Example, Task, read_examples, task_labels
+from models.training.recipes import build_sgd, one_cycle, parameter_groups, smoothed_kl_loss
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class TrainConfig:
     none_calibration_examples: int = 4000
     none_threshold: float = 0.5
     # Tune the sentiment prior correction on this many TweetEval train rows that the seeded
-    # sample above left out (0: none; models/calibration.py).
+    # sample above left out (0: none; models/training/calibrate.py).
     sentiment_calibration_examples: int = 4000
     backbone: str = PACKAGED_MINILM
     backbone_config: dict[str, Any] | None = None
@@ -484,7 +485,7 @@ def add_config_flags(
 
 def _parse_args(argv: Sequence[str] | None) -> TrainConfig:
     parser = argparse.ArgumentParser(
-        prog="python -m models.training", description=__doc__.split("\n")[0]
+        prog="python -m models.training.train", description=__doc__.split("\n")[0]
     )
     add_config_flags(parser, TrainConfig())
     return TrainConfig(**vars(parser.parse_args(argv)))

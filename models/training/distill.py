@@ -11,7 +11,8 @@ The teacher's logits are computed once (and cached under runs/), so a step costs
 forward + backward. The result is a normal model directory (fp16 safetensors + manifest with
 `encoder_layers`), finalised like a trained model: `none` threshold tuned, validation metrics.
 
-Run as ``python -m models.distill --help`` (every TrainConfig flag plus the distillation ones).
+Run as ``python -m models.training.distill --help`` (every TrainConfig flag plus the
+distillation ones).
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ from tqdm import tqdm
 
 from models.artifact import WEIGHTS_NAME, ModelManifest, save_tensors
 from models.backbone import load_tokenizer
-from models.calibration import finalize_model
-from models.data import TASKS
 from models.loading import build_network
 from models.network import HeadLogits, SentimentEmotionModel, keep_encoder_layers
-from models.training import (
+from models.training.calibrate import finalize_model
+from models.training.data import TASKS
+from models.training.train import (
     REPO_ROOT,
     Encoded,
     TrainConfig,
@@ -274,7 +275,7 @@ def distil(config: DistillConfig) -> Path:
 
 def _parse_args(argv: Sequence[str] | None) -> DistillConfig:
     parser = argparse.ArgumentParser(
-        prog="python -m models.distill", description=__doc__.split("\n")[0]
+        prog="python -m models.training.distill", description=__doc__.split("\n")[0]
     )
     add_config_flags(parser, DistillConfig(), skip=("extra", "backbone"))
     return DistillConfig(**vars(parser.parse_args(argv)))

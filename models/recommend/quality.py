@@ -37,9 +37,10 @@ import orjson
 
 from models.base import Scorer, TextScore
 from models.labels import EMOTION_LABELS, emotion_label
+from models.recommend.budget import Budget
 from models.recommend.candidates import VADER_DIRECTION
 from models.recommend.inflection import STOPWORDS, analyse, fits, words_with_spans
-from models.recommend.ranking import Budget, Recommender
+from models.recommend.ranking import Recommender
 from models.recommend.resources import Resources
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,7 +165,8 @@ def draw(
         for i, ((text, gold), score) in enumerate(zip(pool, scores, strict=True)):
             if count >= per_target:
                 break
-            dominant = max(score.emotion.probabilities, key=score.emotion.probabilities.get)
+            emotion = score.emotion.probabilities
+            dominant = max(emotion, key=lambda k: emotion[k])
             if i in used or gold == target or dominant == target:
                 continue
             used.add(i)
@@ -276,7 +278,7 @@ def evaluate(
                 "vader_ok",
             )
         }
-        examples = []
+        examples: list[dict[str, Any]] = []
         for k, (sample, rewrite, score) in enumerate(zip(samples, chosen, after, strict=True)):
             target = sample.target
             if rewrite is None:  # unchanged text: no change (not batch-padding float noise)
@@ -284,7 +286,7 @@ def evaluate(
             probs = score.emotion.probabilities
             delta = probs[target] - sample.score.emotion.probabilities[target]
             values["delta"].append(delta)
-            values["became"].append(float(max(probs, key=probs.get) == target))
+            values["became"].append(float(max(probs, key=lambda k: probs[k]) == target))
             values["rewritten"].append(float(rewrite is not None))
             column = bow.labels.index(target)
             values["bow_delta"].append(
@@ -410,7 +412,7 @@ def attribution_cost(
     scorer: Scorer, *, texts: int = 16, seed: int = 5, data: Path = VALIDATION
 ) -> dict[str, Any]:
     """Per-text time of occlusion vs. gradient x input (one backward per label), same texts,
-    same run: the measurement behind the choice of occlusion (notes/recommendations.md)."""
+    same run: the measurement behind the choice of occlusion (models/recommend/README.md)."""
     import torch
 
     from models.network import masked_mean

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import orjson
 
-from stream.client import read_topic, send_events
+from stream.cli.client import read_topic, send_events
+from stream.cli.output import summary_line
 from stream.config import Settings
 from stream.errors import ValenceError
 
@@ -44,7 +45,7 @@ def run_demo(settings: Settings, events_file: Path, timeout_s: float = 300.0) ->
     print(f"[demo] starting the worker (log: {log_path}) ...", flush=True)
     with open(log_path, "ab") as log_file:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker"],
+            [sys.executable, "-m", "stream.cli.main", "worker"],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=_env(settings),
@@ -81,7 +82,6 @@ def _env(settings: Settings) -> dict[str, str]:
 async def _print_results(
     settings: Settings, wanted: set[str], timeout_s: float, worker: subprocess.Popen[bytes]
 ) -> set[str]:
-    from stream.cli import _summary
 
     seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
@@ -89,7 +89,7 @@ async def _print_results(
         value = record["value"]
         if value.get("event_id") in wanted and value["event_id"] not in seen:
             seen.add(value["event_id"])
-            print(_summary(value), flush=True)
+            print(summary_line(value), flush=True)
         if seen >= wanted or time.monotonic() > deadline or worker.poll() is not None:
             break
     return seen

@@ -10,34 +10,36 @@ from typing import Any
 import orjson
 
 from models.base import ModelInfo, TextScore
-from stream.codec import _emotion, _segment, _sentiment
+from schemas.events import EMOTIONS
+from stream.codec import model_fields, score_fields
 from stream.config import Settings
 from stream.errors import ValenceError
-from stream.scoring import load_configured_scorer
+from stream.factory import load_configured_scorer, recommendation_step
 
 
-def score_record(text: str, score: TextScore, model: ModelInfo) -> dict[str, Any]:
-    return {
-        "text": text,
-        "model": {"name": model.name, "version": model.version},
-        "sentiment": _sentiment(score.sentiment),
-        "emotion": _emotion(score.emotion, score.emotion_intensity),
-        "sentences": [_segment(segment) for segment in score.segments],
-    }
+def score_record(
+    text: str, score: TextScore, model: ModelInfo, extras: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The worker's output fields for one text (no event ids, no Kafka timings)."""
+    return {"text": text, "model": model_fields(model), **score_fields(score, extras)}
 
 
 def score_lines(settings: Settings, lines: Iterable[str], batch_size: int = 64) -> Iterator[dict]:
     """Score JSONL lines carrying `text` (editor events, labelled data, ...) in batches."""
     scorer = load_configured_scorer(settings)
+    step = recommendation_step(settings, scorer)  # the worker's suggestions, same settings
     batch: list[dict[str, Any]] = []
 
     def flush() -> Iterator[dict[str, Any]]:
         started = time.monotonic()
-        scores = scorer.score([item["text"] for item in batch])
+        texts = [item["text"] for item in batch]
+        scores = scorer.score(texts)
+        targets = [target_of(item) for item in batch]
+        extras = step(texts, scores, targets) if step is not None else [{} for _ in batch]
         elapsed_ms = (time.monotonic() - started) * 1000
-        for item, score in zip(batch, scores, strict=True):
-            record = score_record(item["text"], score, scorer.info)
-            for key in ("event_id", "doc_id", "revision", "label", "labels"):
+        for item, score, extra in zip(batch, scores, extras, strict=True):
+            record = score_record(item["text"], score, scorer.info, extra)
+            for key in ("event_id", "doc_id", "revision", "target_emotion", "label", "labels"):
                 if key in item:
                     record[key] = item[key]
             record["timings"] = {"batch_ms": round(elapsed_ms, 3), "batch_events": len(batch)}
@@ -63,3 +65,11 @@ def score_lines(settings: Settings, lines: Iterable[str], batch_size: int = 64) 
             yield from flush()
     if batch:
         yield from flush()
+
+
+def target_of(item: dict[str, Any]) -> str | None:
+    """A line's `target_emotion`, checked like the worker's contract checks it."""
+    target = item.get("target_emotion")
+    if target is None or target in EMOTIONS:
+        return target
+    raise ValenceError(f"target_emotion {target!r} is not one of {', '.join(EMOTIONS)}")

@@ -11,7 +11,7 @@ Neither is tuned on the validation files reported in the model card:
   the training mix and class weights leave the head's priors off balance, and a per-class
   offset on the log-probabilities is the smallest correction that rebalances them.
 
-Run `python -m models.calibration --model DIR` (or `valence calibrate`) to recalibrate a
+Run `python -m models.training.calibrate --model DIR` (or `valence calibrate`) to recalibrate a
 trained model in place; training runs the same steps when it finishes.
 """
 
@@ -29,14 +29,14 @@ from sklearn.metrics import f1_score
 
 from models.artifact import ModelManifest
 from models.base import TextScore
-from models.data import Example, read_examples, task_labels
-from models.evaluation import evaluate, score_examples
 from models.inference import TransformerScorer
 from models.labels import NO_EMOTION
 from models.loading import load_scorer
+from models.training.data import Example, read_examples, task_labels
+from models.training.evaluation import evaluate, score_examples
 
 if TYPE_CHECKING:
-    from models.training import TrainConfig
+    from models.training.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def heldout_sentiment_examples(
     path: Path, train_limit: int | None, seed: int, limit: int
 ) -> list[Example]:
     """Up to `limit` rows of `path` whose texts the trainer's seeded sample did not take."""
-    from models.training import sample_examples
+    from models.training.train import sample_examples
 
     seen = {e.text for e in sample_examples(path, "sentiment", train_limit, seed)}
     rest = [e for e in read_examples(path, "sentiment") if e.text not in seen]
@@ -229,7 +229,7 @@ def finalize_model(config: TrainConfig, train_started: float) -> ModelManifest:
 def recalibrate(model_dir: Path, *, examples: int) -> None:
     """Tune a trained model's offsets and threshold again, with the training run's data
     settings, and re-measure the validation sets with the scorer as it now serves."""
-    from models.training import TrainConfig
+    from models.training.train import TrainConfig
 
     manifest = ModelManifest.read(model_dir)
     trained = manifest.training.get("config", {})
@@ -250,7 +250,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m models.calibration", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m models.training.calibrate", description=__doc__
+    )
     parser.add_argument("--model", type=Path, required=True, help="Valence model directory")
     parser.add_argument("--examples", type=int, default=4000, help="held-out sentiment rows")
     args = parser.parse_args(argv)

@@ -2,11 +2,11 @@
 
 For each variant (model directory x precision) it scores CARER validation, TweetEval
 validation and GoEmotions validation (out of domain), computes the metrics of
-models/evaluation.py, label agreement of int8 with fp32, confusion matrices (PNG), and the
+models/training/evaluation.py, label agreement of int8 with fp32, confusion matrices (PNG), and the
 encoder's CPU throughput at batch 32 x 64 tokens (median of interleaved repeats, so machine
 noise hits every variant alike). Writes `models/card/metrics.json` and the PNGs.
 
-Run as ``python -m models.report`` (several minutes on two cores).
+Run as ``python -m models.training.report`` (several minutes on two cores).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from models.base import TextScore
-from models.data import Example, Task, read_examples, task_labels
-from models.evaluation import head_metrics, score_examples, served_emotion_metrics
 from models.inference import TransformerScorer
 from models.loading import load_scorer
-from models.training import DATA_DIR, REPO_ROOT
+from models.training.data import Example, Task, read_examples, task_labels
+from models.training.evaluation import head_metrics, score_examples, served_emotion_metrics
+from models.training.train import DATA_DIR, REPO_ROOT
 
 CARD_DIR = REPO_ROOT / "models" / "card"
 SETS: dict[str, tuple[Path, Task]] = {
@@ -157,7 +157,7 @@ def _variant_results(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m models.report")
+    parser = argparse.ArgumentParser(prog="python -m models.training.report")
     parser.add_argument("--teacher", type=Path, default=REPO_ROOT / "models" / "weights")
     parser.add_argument("--student", type=Path, default=REPO_ROOT / "models" / "weights-student")
     parser.add_argument("--threads", type=int, default=2)
