@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from prometheus_client import Histogram
 
 from models.base import Scorer, TextScore
 from stream.config import Settings
@@ -43,10 +46,15 @@ class BatchScorer:
     fetching, heartbeats and publishing go on while the model works."""
 
     def __init__(
-        self, scorer: Scorer, max_consecutive_failures: int = 8, step: ExtraStep | None = None
+        self,
+        scorer: Scorer,
+        max_consecutive_failures: int = 8,
+        step: ExtraStep | None = None,
+        step_duration: Histogram | None = None,
     ):
         self.scorer = scorer
         self.step = step  # runs after scoring in the same job (suggestions, attributions)
+        self.step_duration = step_duration  # observed for batches the step added to
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="valence-model")
         self._max_consecutive_failures = max_consecutive_failures
         self._consecutive_failures = 0
@@ -80,8 +88,11 @@ class BatchScorer:
 
         def job() -> list[TextScore]:
             scores = self.scorer.score(list(texts))
+            started = time.monotonic()
             try:
                 extras[:] = step(list(texts), scores, list(targets))
+                if self.step_duration is not None and any(extras):
+                    self.step_duration.observe(time.monotonic() - started)
             except Exception:
                 log.exception("recommendation step failed on a batch of %d", len(texts))
             return scores
