@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         if PROMETHEUS_RULE.read_text() != prometheus_rule(ALERTS.read_text()):
-            print(f"{PROMETHEUS_RULE} is stale: run python -m deploy.gen_alert_rules", file=sys.stderr)
+            print(
+                f"{PROMETHEUS_RULE} is stale: run python -m deploy.gen_alert_rules", file=sys.stderr
+            )
             return 1
         return 0
     if args.runbook_base:
