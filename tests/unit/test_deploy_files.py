@@ -29,6 +29,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy import gen_alert_rules, gen_config_docs
+from deploy.grafana import build_dashboard
 from stream.config import Settings
 from stream.metrics import ValenceMetrics
 
@@ -126,7 +127,10 @@ def test_dashboard_shows_what_operators_need() -> None:
         "valence_consumer_lag_messages",
         "valence_process_cpu_seconds_total",
         "valence_gpu_utilization_ratio",
-        "valence_model_info",
+        "valence_model_info",  # model name and version per worker
+        "valence_worker_ready",  # workers ready over time
+        "valence_process_start_time_seconds",  # restarts over time
+        "valence_suggestion_duration_seconds_bucket",  # suggestion latency
     ):
         assert needed in queried, needed
     by_reason = [q for q in dashboard_queries() if "dead_lettered" in q and "by (reason)" in q]
@@ -144,6 +148,51 @@ def test_dashboard_panels_are_well_formed() -> None:
         for target in panel.get("targets", []):
             assert target["datasource"]["uid"] == "${datasource}", panel["title"]
             assert target["expr"].strip(), panel["title"]
+
+
+def test_dashboard_json_is_what_its_script_builds() -> None:
+    assert build_dashboard.main(["--check"]) == 0
+
+
+GRAFANA_DEFAULT_THRESHOLDS = [{"color": "green", "value": None}, {"color": "red", "value": 80}]
+
+
+def test_dashboard_panels_have_one_unit_each_and_thresholds_that_mean_something() -> None:
+    board = json.loads(DASHBOARD.read_text())
+    panels = [panel for panel in board["panels"] if panel["type"] != "row"]
+    assert any("up{" in target["expr"] for p in panels for target in p["targets"])
+    for panel in panels:
+        field = panel["fieldConfig"]
+        # One unit per panel, hence per axis: no series may bring its own.
+        assert field["defaults"].get("unit"), panel["title"]
+        for override in field["overrides"]:
+            assert all(prop["id"] != "unit" for prop in override["properties"]), panel["title"]
+        if panel["type"] != "stat":
+            continue
+        thresholds = field["defaults"]["thresholds"]["steps"]
+        assert thresholds != GRAFANA_DEFAULT_THRESHOLDS, panel["title"]
+        if panel["options"]["colorMode"] == "none":
+            assert len(thresholds) == 1, f"{panel['title']}: uncoloured, so no thresholds"
+        else:
+            assert len(thresholds) >= 2, panel["title"]
+    stats = {panel["title"]: panel for panel in panels if panel["type"] == "stat"}
+    for title in ("Workers ready", "Workers up"):
+        steps = stats[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert steps[0]["color"] == "red" and steps[1] == {"color": "green", "value": 1}
+
+
+def test_dashboard_thresholds_are_the_ones_the_other_files_use() -> None:
+    rules = {rule["alert"]: rule["expr"] for rule in alert_rules()}
+    assert f"> {build_dashboard.LATENCY_OBJECTIVE_S}" in rules["ValenceEndToEndLatencyHigh"]
+    assert f"> {build_dashboard.LAG_ALERT_MESSAGES}\n" in rules["ValenceConsumerLagGrowing"]
+    scaled = yaml.safe_load((K8S / "base" / "keda-scaledobject.yaml").read_text())["spec"]
+    assert scaled["maxReplicaCount"] == build_dashboard.KEDA_MAX_REPLICAS
+    assert (
+        int(scaled["triggers"][0]["metadata"]["lagThreshold"]) == build_dashboard.KEDA_LAG_THRESHOLD
+    )
+    deployment = yaml.safe_load((K8S / "base" / "deployment.yaml").read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert cores(container["resources"]["limits"]["cpu"]) == build_dashboard.CPU_LIMIT_CORES
 
 
 # --- promtool -----------------------------------------------------------------------------
