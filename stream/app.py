@@ -73,7 +73,11 @@ def create_app(
     )
     app.settings = settings
     app.metrics = metrics or ValenceMetrics.create()
-    app.batch_scorer = BatchScorer(scorer, step=recommendation_step(settings, scorer))
+    app.batch_scorer = BatchScorer(
+        scorer,
+        step=recommendation_step(settings, scorer),
+        step_duration=app.metrics.suggestion_duration,
+    )
     info = scorer.info
     app.metrics.model_info.info(
         {

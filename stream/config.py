@@ -149,7 +149,11 @@ class Settings(BaseSettings):
 
     # --- Local Kafka (valence kafka start) ------------------------------------------------
     state_dir: Path = Field(
-        Path(".valence"), description="Where the local broker keeps its data, logs and pid."
+        Path(".valence"),
+        description=(
+            "Where the local broker keeps its data, logs and pid, and the worker faust's "
+            "data directory (faust/<app_id>/)."
+        ),
     )
     kafka_version: str = Field("4.1.1", description="Apache Kafka version the launcher runs.")
     kafka_port: int = Field(9092, ge=1, le=65535, description="Port of the local broker.")

@@ -1,8 +1,10 @@
 """/metrics, /health and /ready, served from the worker's event loop with aiohttp.
 
-/health answers 200 while the process and its event loop are alive. /ready answers 200
-once the model is loaded and warmed up and the consumer has joined its group (so a
-load balancer or Kubernetes only counts workers that really score), 503 otherwise.
+/health answers 200 while the process and its event loop are alive, from process start
+(while the model still loads). /ready answers 200 once the model is loaded and warmed up
+and the consumer has joined its group (so a load balancer or Kubernetes only counts
+workers that really score), 503 otherwise. Each scrape of /metrics also records that
+answer as `valence_worker_ready`, so alerts can wait for readiness, not for a scrape.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ ReadinessProbe = Callable[[], tuple[bool, dict[str, Any]]]
 
 def build_http_app(metrics: ValenceMetrics, readiness: ReadinessProbe) -> web.Application:
     async def metrics_handler(_: web.Request) -> web.Response:
+        metrics.worker_ready.set(1 if readiness()[0] else 0)
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -56,11 +56,13 @@ class ValenceMetrics:
     events_in_flight: Gauge
     end_to_end_latency: Histogram
     inference_duration: Histogram
+    suggestion_duration: Histogram
     queue_duration: Histogram
     batch_events: Histogram
     batch_tokens: Histogram
     model_info: Info
     model_ready: Gauge
+    worker_ready: Gauge
     batch_max_events: Gauge
     batch_max_tokens: Gauge
     consumer_lag: Gauge
@@ -111,6 +113,13 @@ class ValenceMetrics:
                 buckets=LATENCY_BUCKETS_S,
                 registry=registry,
             ),
+            suggestion_duration=Histogram(
+                "valence_suggestion_duration_seconds",
+                "Duration of the suggestion/attribution step of one batch that asked for any "
+                "(part of the model call).",
+                buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
             queue_duration=Histogram(
                 "valence_queue_duration_seconds",
                 "From an event's decoding to the start of its batch's model call.",
@@ -135,6 +144,12 @@ class ValenceMetrics:
             model_ready=Gauge(
                 "valence_model_ready",
                 "1 once the model is loaded and warmed up.",
+                registry=registry,
+            ),
+            worker_ready=Gauge(
+                "valence_worker_ready",
+                "1 while /ready answers 200 (model warm, group joined, not rebalancing); "
+                "set on each scrape.",
                 registry=registry,
             ),
             # The configured limits, so dashboards can show how full batches are.

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client import Histogram
 
 from models.base import Scorer, TextScore
 from stream.errors import ModelError
@@ -40,10 +43,15 @@ class BatchScorer:
     fetching, heartbeats and publishing go on while the model works."""
 
     def __init__(
-        self, scorer: Scorer, max_consecutive_failures: int = 8, step: ExtraStep | None = None
+        self,
+        scorer: Scorer,
+        max_consecutive_failures: int = 8,
+        step: ExtraStep | None = None,
+        step_duration: Histogram | None = None,
     ):
         self.scorer = scorer
         self.step = step  # runs after scoring in the same job (suggestions, attributions)
+        self.step_duration = step_duration  # observed for batches the step added to
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="valence-model")
         self._max_consecutive_failures = max_consecutive_failures
         self._consecutive_failures = 0
@@ -73,8 +81,11 @@ class BatchScorer:
             raise ModelError(f"scorer returned {len(scores)} scores for {len(texts)} texts")
         extras: list[dict[str, Any]] = [{} for _ in texts]
         if self.step is not None:
+            started = time.monotonic()
             try:
                 extras = self.step(texts, list(scores), targets)
+                if self.step_duration is not None and any(extras):
+                    self.step_duration.observe(time.monotonic() - started)
             except Exception:
                 log.exception("recommendation step failed on a batch of %d", len(texts))
         return [ScoredText(score, extra) for score, extra in zip(scores, extras, strict=True)]

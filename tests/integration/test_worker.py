@@ -206,3 +206,45 @@ def test_second_worker_joining_mid_stream_loses_nothing(settings: Settings, tmp_
     assert orjson.loads(ready)["assigned_partitions"] >= 1, ready
     missing = expected - set(scored) - dead
     assert not missing, f"{len(missing)} events lost across the rebalance"
+
+
+def test_health_answers_from_start_and_ready_waits_for_the_warm_model_and_assignment(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Probes and alerts see a starting worker as alive but not ready: /health answers while
+    the model still loads, /ready (and valence_worker_ready) only once it scores."""
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    answers: list[tuple[int, int, dict]] = []  # (/health status, /ready status, /ready body)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            worker.assert_alive()
+            try:
+                health, _ = worker.http("/health")
+                ready, body = worker.http("/ready")
+                _, metrics = worker.http("/metrics")
+            except OSError:  # the interpreter is still importing
+                time.sleep(0.05)
+                continue
+            answers.append((health, ready, orjson.loads(body)))
+            if ready == 200:
+                assert "valence_worker_ready 1.0" in metrics
+                break
+            assert "valence_worker_ready 0.0" in metrics
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    first_health, first_ready, first_body = answers[0]
+    assert (first_health, first_ready) == (200, 503)
+    assert first_body == {
+        "status": "not ready",
+        "model_ready": False,
+        "rebalancing": False,
+        "assigned_partitions": 0,
+    }
+    assert all(health == 200 for health, _, _ in answers), "alive the whole time"
+    _, last_ready, last_body = answers[-1]
+    assert last_ready == 200, worker.log_tail()
+    assert last_body["model_ready"] is True and last_body["assigned_partitions"] >= 1
+    # Every answer before the last was "not ready", with or without the model warm.
+    assert {ready for _, ready, _ in answers[:-1]} == {503}

@@ -135,3 +135,20 @@ def test_a_failing_step_costs_the_suggestions_not_the_scores() -> None:
     outputs = asyncio.run(run(broken, [event(0, "joy"), event(1, "joy")]))
     assert [o["event_id"] for o in outputs] == ["e0", "e1"]
     assert all("suggestions" not in o for o in outputs)
+
+
+def test_suggestion_duration_is_observed_only_for_batches_that_asked_for_suggestions() -> None:
+    metrics = ValenceMetrics.create(CollectorRegistry())
+    step = StreamStep(FakeRecommender(), mode="requested")  # type: ignore[arg-type]
+    scorer = BatchScorer(FakeScorer(), step=step, step_duration=metrics.suggestion_duration)
+
+    def observed() -> float:
+        value = metrics.registry.get_sample_value("valence_suggestion_duration_seconds_count")
+        assert value is not None
+        return value
+
+    asyncio.run(scorer.score(["No target here", "Nor here"], [None, None]))
+    assert observed() == 0
+    asyncio.run(scorer.score(["Sad news today", "Plain text"], ["joy", None]))
+    assert observed() == 1
+    scorer.close()
