@@ -8,7 +8,6 @@ Records are routed by their key (the worker keys scored events by doc_id) withou
 them. Each stream has a bounded queue: a client that falls `queue_size` events behind is
 dropped (it reconnects) so one slow browser never delays the others.
 
-Partitions added to the output topic while a gateway runs are read after its restart.
 """
 
 from __future__ import annotations
@@ -124,12 +123,12 @@ class OutputTopicReader:
         self._positioned = False
 
     async def start(self, timeout_s: float = 30.0) -> None:
-        """Assign every partition and resolve the end offsets before returning, so a stream
+        """Take every partition and resolve the end offsets before returning, so a stream
         opened after `start` sees every scored event published after it opened."""
         await self._consumer.start()
-        partitions = await self._partitions(timeout_s)
-        assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-        self._consumer.assign(assigned)
+        # Without a group, subscribing assigns every partition of the topic to this reader.
+        self._consumer.subscribe([self._topic])
+        assigned = await self._assignment(timeout_s)
         await self._consumer.seek_to_end(*assigned)
         for partition in assigned:
             await self._consumer.position(partition)
@@ -142,16 +141,13 @@ class OutputTopicReader:
         if not task.cancelled() and task.exception() is not None:
             log.error("reading %s stopped: %r (/ready now fails)", self._topic, task.exception())
 
-    async def _partitions(self, timeout_s: float) -> set[int]:
+    async def _assignment(self, timeout_s: float) -> list[TopicPartition]:
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
-            await self._consumer.topics()  # refreshes the cluster metadata
-            partitions = self._consumer.partitions_for_topic(self._topic)
-            if partitions:
-                return set(partitions)
+        while not self._consumer.assignment():
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"output topic {self._topic!r} not found in {timeout_s:g}s")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.1)
+        return sorted(self._consumer.assignment())
 
     async def _run(self) -> None:
         while True:

@@ -44,9 +44,21 @@ async def serve(settings: Settings) -> None:
         },
     )
     runner = web.AppRunner(build_gateway_app(build_gateway(settings, keys)), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
-    await site.start()
+    try:
+        await runner.setup()  # starts the producer and the output-topic reader
+        await web.TCPSite(runner, settings.gateway_host, settings.gateway_port).start()
+        _announce(settings, keys)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+        log.info("stopping the gateway")
+    finally:
+        await runner.cleanup()
+
+
+def _announce(settings: Settings, keys: ApiKeys) -> None:
     url = f"http://{settings.gateway_host}:{settings.gateway_port}/"
     if keys.generated:
         # The key rides in the URL fragment, which browsers never send to the server.
@@ -54,15 +66,6 @@ async def serve(settings: Settings) -> None:
         print("(no gateway keys configured: this random write key lasts until exit)", flush=True)
     else:
         print(f"Valence gateway: open {url} and enter an API key", flush=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    try:
-        await stopping.wait()
-        log.info("stopping the gateway")
-    finally:
-        await runner.cleanup()
 
 
 def run_gateway(settings: Settings) -> int:

@@ -204,12 +204,14 @@ function connect() {
   socket.onclose = (close) => {
     const wasOpen = state.socketOpened;
     setStatus("disconnected", "down");
-    if (!wasOpen) {
+    // A refusal of the text itself says more than the socket's retries: keep it shown.
+    const quiet = state.errorSource !== null && state.errorSource !== "socket";
+    if (!quiet && !wasOpen) {
       showError(
         "Cannot open the live stream: the gateway is down or refused the API key. Retrying.",
         "socket",
       );
-    } else if (close.code === 1013) {
+    } else if (!quiet && close.code === 1013) {
       showError("The live stream fell behind and was reset; reconnecting.", "socket");
     }
     setTimeout(connect, state.reconnectDelay);
