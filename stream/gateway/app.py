@@ -278,7 +278,7 @@ async def _server_sent_events(request: web.Request, doc_id: str) -> web.StreamRe
                 # A comment line every so often: a write is how a gone client is noticed.
                 chunk = b": keepalive\n\n" if value is None else b"data: " + value + b"\n\n"
                 await response.write(chunk)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the client went away
             pass
         finally:
             open_sockets.dec()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +230,14 @@ def test_body_over_the_limit_is_413() -> None:
         response = await client.post("/v1/events", data=big, headers=auth())
         assert response.status == 413
         assert (await response.json())["error"] == "too_large"
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length to refuse early
+            yield big[:600]
+            yield big[600:]
+
+        streamed = await client.post("/v1/events", data=chunked(), headers=auth())
+        assert streamed.status == 413
+        assert (await streamed.json())["error"] == "too_large"
         too_many = await client.post("/v1/events", json=[editor_event("Hi.")] * 3, headers=auth())
         assert too_many.status == 413
 
