@@ -23,7 +23,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from pydantic.fields import FieldInfo
 
 from stream.config import Settings
-from stream.metrics import ValenceMetrics
+from stream.metrics import GatewayMetrics, ValenceMetrics
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = Path(__file__).resolve().parent / "README.md"
@@ -74,17 +74,22 @@ def settings_table() -> str:
 
 
 def metrics_table() -> str:
-    metrics = ValenceMetrics.create(CollectorRegistry())
     rows = ["| Metric | Type | Labels | Meaning |", "|---|---|---|---|"]
-    for field in dataclasses.fields(metrics):
-        value = getattr(metrics, field.name)
-        if isinstance(value, MetricWrapperBase):
-            name = value._name + SUFFIX.get(value._type, "")
-            labels = ", ".join(f"`{label}`" for label in value._labelnames) or "-"
-            rows.append(f"| `{name}` | {value._type} | {labels} | {_cell(value._documentation)} |")
+    # The worker's metrics, then the gateway's (each process serves its own registry).
+    for metrics in (
+        ValenceMetrics.create(CollectorRegistry()),
+        GatewayMetrics.create(CollectorRegistry()),
+    ):
+        for field in dataclasses.fields(metrics):
+            value = getattr(metrics, field.name)
+            if isinstance(value, MetricWrapperBase):
+                name = value._name + SUFFIX.get(value._type, "")
+                labels = ", ".join(f"`{label}`" for label in value._labelnames) or "-"
+                meaning = _cell(value._documentation)
+                rows.append(f"| `{name}` | {value._type} | {labels} | {meaning} |")
     rows.append(
         "| `valence_process_*` | process | - | CPU seconds, resident and virtual memory, open "
-        "file descriptors, start time of the worker process (Linux). |"
+        "file descriptors, start time of the worker or gateway process (Linux). |"
     )
     return "\n".join(rows)
 

@@ -147,6 +147,42 @@ class Settings(BaseSettings):
         "INFO", description="Log level."
     )
 
+    # --- Gateway (valence gateway: HTTP + WebSocket in front of the topics) -----------------
+    gateway_host: str = Field("127.0.0.1", description="Address the gateway listens on.")
+    gateway_port: int = Field(8080, ge=0, le=65535, description="Port of the gateway.")
+    gateway_write_keys: SecretStr | None = Field(
+        None,
+        description="API keys allowed to send events and read streams, comma separated "
+        "(never logged). Unset with no read keys either: one random key is made at startup "
+        "and printed with the page's URL.",
+    )
+    gateway_read_keys: SecretStr | None = Field(
+        None, description="API keys allowed only to read streams (403 on writes), comma separated."
+    )
+    gateway_cors_origins: str = Field(
+        "",
+        description="Browser origins allowed to call the gateway from other sites, comma "
+        "separated (`*` for any); the gateway's own page needs none.",
+    )
+    gateway_rate_per_s: float = Field(
+        20.0, gt=0, description="Requests per second allowed per API key (token bucket refill)."
+    )
+    gateway_rate_burst: int = Field(
+        40, ge=1, description="Requests an API key may make at once before 429 (bucket size)."
+    )
+    gateway_max_body_bytes: int = Field(
+        2_000_000, ge=256, description="Larger request bodies are refused with 413."
+    )
+    gateway_max_batch_events: int = Field(
+        500, ge=1, description="Most events in one POST /v1/events array."
+    )
+    gateway_socket_queue: int = Field(
+        256,
+        ge=1,
+        description="Scored events buffered per open socket; a client that falls further "
+        "behind is disconnected (it reconnects) instead of slowing everyone.",
+    )
+
     # --- Local Kafka (valence kafka start) ------------------------------------------------
     state_dir: Path = Field(
         Path(".valence"),

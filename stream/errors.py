@@ -9,6 +9,10 @@ class ValenceError(Exception):
     """Base of every error Valence raises on purpose."""
 
 
+class ConfigError(ValenceError):
+    """The configuration cannot work (e.g. a gateway key listed as both read and write)."""
+
+
 class DecodeError(ValenceError):
     """Raw bytes could not become an editor event. Carries the dead-letter reason."""
 

@@ -201,3 +201,72 @@ class ValenceMetrics:
             # CPU seconds, RSS, open fds of this process as valence_process_* (Linux only).
             process=ProcessCollector(namespace="valence", registry=registry),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayMetrics:
+    """The gateway's metrics (`valence gateway`), in their own registry like the worker's."""
+
+    registry: CollectorRegistry
+    requests: Counter
+    request_duration: Histogram
+    open_sockets: Gauge
+    events_accepted: Counter
+    events_rejected: Counter
+    scored_events_received: Counter
+    scored_events_pushed: Counter
+    slow_clients_dropped: Counter
+    process: ProcessCollector
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> GatewayMetrics:
+        registry = registry if registry is not None else CollectorRegistry()
+        return cls(
+            registry=registry,
+            requests=Counter(
+                "valence_gateway_requests",
+                "HTTP requests answered, by route template, method and status code.",
+                ["route", "method", "status"],
+                registry=registry,
+            ),
+            request_duration=Histogram(
+                "valence_gateway_request_duration_seconds",
+                "From a request's arrival to its response (WebSocket/SSE: to the upgrade).",
+                ["route"],
+                buckets=LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            open_sockets=Gauge(
+                "valence_gateway_open_sockets",
+                "Open document streams, by kind (websocket, sse).",
+                ["kind"],
+                registry=registry,
+            ),
+            events_accepted=Counter(
+                "valence_gateway_events_accepted",
+                "Editor events acknowledged by the broker and answered 202.",
+                registry=registry,
+            ),
+            events_rejected=Counter(
+                "valence_gateway_events_rejected",
+                "Editor events refused with 400, by dead-letter reason.",
+                ["reason"],
+                registry=registry,
+            ),
+            scored_events_received=Counter(
+                "valence_gateway_scored_events_received",
+                "Scored events read from the output topic.",
+                registry=registry,
+            ),
+            scored_events_pushed=Counter(
+                "valence_gateway_scored_events_pushed",
+                "Scored events handed to open document streams.",
+                registry=registry,
+            ),
+            slow_clients_dropped=Counter(
+                "valence_gateway_slow_clients_dropped",
+                "Streams closed because their client fell gateway_socket_queue events behind.",
+                registry=registry,
+            ),
+            process=ProcessCollector(namespace="valence", registry=registry),
+        )

@@ -60,6 +60,12 @@ def _ints(value: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="CI mode, under two minutes.")
+    parser.add_argument(
+        "--gateway",
+        action="store_true",
+        help="Instead: the gateway benchmark (typing in the page in chromium: send -> tint; "
+        "the gateway against a direct Kafka producer). Default output: bench-results/gateway.",
+    )
     parser.add_argument("--output-dir", type=Path, help="Default: bench-results/<cpu|cuda>.")
     parser.add_argument("--rounds", type=int, help="Repeats of model-only/pipeline/naive.")
     parser.add_argument(

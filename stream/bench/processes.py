@@ -128,3 +128,13 @@ def http_ready(port: int) -> Callable[[], bool]:
 
 def log_says(child: Child, marker: str) -> Callable[[], bool]:
     return lambda: marker in child.log_tail(200)
+
+
+def gateway(settings: Settings, log_path: Path) -> Child:
+    """`valence gateway`; ready when `http_ready(settings.gateway_port)` answers."""
+    return Child(
+        f"gateway:{settings.gateway_port}",
+        ["-m", "stream.cli", "gateway"],
+        settings_env(settings),
+        log_path,
+    )

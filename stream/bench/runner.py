@@ -361,7 +361,12 @@ def bench_command(args: Any, settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    options = options_from_args(args, shlex.join(["valence", *sys.argv[1:]]))
+    command = shlex.join(["valence", *sys.argv[1:]])
+    if args.gateway:
+        from stream.bench.gateway import main as gateway_main
+
+        return gateway_main(settings, args.output_dir, command)
+    options = options_from_args(args, command)
     results = run_bench(settings, options)
     summary = results["summary"]
     print(

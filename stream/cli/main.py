@@ -59,6 +59,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings)
 
 
+def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.gateway.server import run_gateway
+
+    return run_gateway(settings)
+
+
 def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
@@ -221,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     add("worker", cmd_worker, "Run the scoring worker (faust agent) until SIGTERM.")
+    add("gateway", cmd_gateway, "Serve HTTP/WebSocket access to the topics and the writing page.")
 
     kafka = add("kafka", cmd_kafka, "Start, stop or inspect the local Apache Kafka broker.")
     kafka.add_argument("action", choices=["start", "stop", "status"])
