@@ -90,10 +90,17 @@ class Suggestion(_Contract):
     original: str = Field(description="The replaced text, text[start:end].")
     replacement: str
     target: Emotion
+    kind: Literal["word", "phrase", "sentence_adverb"] = Field(
+        description="word: one word swapped; phrase: a modifier dropped, added or changed "
+        "with its word; sentence_adverb: an adverb carrying the target opens the sentence."
+    )
     delta: float = Field(ge=-1.0, le=1.0, description="Predicted change of P(target), whole text.")
     probability: Probability = Field(description="Predicted P(target) after the rewrite.")
     similarity: float = Field(
-        ge=-1.0, le=1.0, description="Meaning kept: sentence embedding cosine, before vs after."
+        ge=-1.0,
+        le=1.0,
+        description="Context fit: contextual similarity of the replaced and the new words, each "
+        "in its sentence (for a sentence adverb: how little the rest of the sentence moved).",
     )
     sources: list[str] = Field(description="Where the candidate came from (wordnet, glove, ...).")
 

@@ -127,11 +127,12 @@ class Settings(BaseSettings):
     suggestions_max: int = Field(
         Budget.max_suggestions, ge=1, le=50, description="Suggestions listed per event."
     )
-    suggestions_min_similarity: float = Field(
-        Budget.min_similarity,
-        ge=0,
+    suggestions_min_fit: float = Field(
+        Budget.min_fit,
+        ge=-1,
         le=1,
-        description="Least sentence similarity (embedding cosine) of a rewrite.",
+        description="Least context fit of a word swap (contextual similarity of the replaced "
+        "and the new word, each in its sentence; models/recommend/context_fit.py).",
     )
     attribution: bool = Field(
         False, description="Add the words carrying each emotion and the sentiment (occlusion)."

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from models.base import Scorer
 from stream.config import Settings
+from stream.errors import ConfigError
 
 if TYPE_CHECKING:
     from models.recommend import Budget
@@ -44,22 +45,30 @@ def recommendation_budget(settings: Settings) -> Budget:
     return Budget(
         candidates=settings.suggestions_budget,
         max_suggestions=settings.suggestions_max,
-        min_similarity=settings.suggestions_min_similarity,
+        min_fit=settings.suggestions_min_fit,
         attribution_top_k=settings.attribution_top_k,
     )
 
 
 def recommendation_step(settings: Settings, scorer: Scorer) -> StreamStep | None:
-    """Suggestions/attributions as the settings ask, or None when both are off."""
+    """Suggestions/attributions as the settings ask, or None when both are off.
+
+    When they are asked for but cannot run (a word resource or the parser is missing, the
+    model is not a transformer), this raises `ConfigError`: the worker refuses to start
+    rather than quietly publish events without the suggestions their writers asked for.
+    """
     if settings.suggestions == "off" and not settings.attribution:
         return None
     from models.inference import TransformerScorer
     from models.recommend.resources import ResourceError
     from models.recommend.service import build_step
 
+    wanted = f"suggestions={settings.suggestions}, attribution={settings.attribution}"
     if not isinstance(scorer, TransformerScorer):
-        log.error("recommendations disabled: they need a transformer scorer, not %r", scorer)
-        return None
+        raise ConfigError(
+            f"{wanted} needs a transformer model, not {type(scorer).__name__}; "
+            "set VALENCE_SUGGESTIONS=off and VALENCE_ATTRIBUTION=false to run without them"
+        )
     try:
         return build_step(
             scorer,
@@ -69,6 +78,7 @@ def recommendation_step(settings: Settings, scorer: Scorer) -> StreamStep | None
             attribution=settings.attribution,
         )
     except ResourceError as exc:
-        # Scores matter more than suggestions: run without them, loudly.
-        log.error("recommendations disabled: %s", exc)
-        return None
+        raise ConfigError(
+            f"{wanted} cannot run: {exc}; set VALENCE_SUGGESTIONS=off and "
+            "VALENCE_ATTRIBUTION=false to run without them"
+        ) from exc

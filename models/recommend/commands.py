@@ -12,6 +12,7 @@ from typing import Any
 
 from models.base import Scorer
 from models.recommend.budget import Budget
+from models.recommend.grammar import Grammar
 from models.recommend.ranking import Recommender
 from models.recommend.resources import Resources
 
@@ -26,7 +27,7 @@ def recommend(
     resources: Resources | None = None,
 ) -> dict[str, Any]:
     """The text's scores, its ranked suggestions toward `target` (and attributions)."""
-    recommender = Recommender(scorer, resources or Resources.load(), budget)
+    recommender = Recommender(scorer, resources or Resources.load(), budget, Grammar.load())
     [score] = scorer.score([text])
     [analysis] = recommender.analyse([text], [score], [target], attribution=attribution)
     return {
@@ -51,8 +52,8 @@ def render(result: dict[str, Any]) -> str:
         rewritten = result["text"][: s["start"]] + s["replacement"] + result["text"][s["end"] :]
         lines.append(
             f"{rank}. [{s['start']}:{s['end']}] {s['original']!r} -> {s['replacement']!r}  "
-            f"P({result['target']}) {s['delta']:+.3f}  similarity {s['similarity']:.3f}  "
-            f"({', '.join(s['sources'])})\n   {rewritten}"
+            f"P({result['target']}) {s['delta']:+.3f}  fit {s['similarity']:.2f}  "
+            f"({s['kind']}; {', '.join(s['sources']) or '-'})\n   {rewritten}"
         )
     for a in result.get("attributions", []):
         spans = ", ".join(f"{x['text']!r} {x['score']:+.3f}" for x in a["spans"]) or "-"
@@ -64,29 +65,22 @@ def evaluate_recs(
     scorer: Scorer,
     budget: Budget,
     *,
-    per_target: int,
-    seed: int,
-    data: Path | None,
+    graded: Path,
+    grades: Path,
     output: Path | None,
     latency: bool,
 ) -> dict[str, Any]:
-    """Run the evaluation (and the latency measurement); write JSON when `output` is set."""
-    from models.recommend import quality as ev
+    """The graded evaluation (and the cost of suggestions); with `output` (a path without
+    suffix) it writes `<output>.json` and `<output>.md` (every top suggestion, for reading)."""
+    from models.recommend import quality
 
     resources = Resources.load()
-    report = ev.evaluate(
-        scorer,
-        resources,
-        per_target=per_target,
-        seed=seed,
-        budget=budget,
-        data=data or ev.VALIDATION,
-        progress=lambda line: print(line, flush=True),
+    report = quality.graded_evaluation(
+        scorer, resources, budget=budget, sentences=graded, grades=grades
     )
     if latency:
-        print("timing suggestions and attribution", flush=True)
-        report["latency"] = ev.latency(scorer, resources, budget=budget)
-        report["attribution_cost"] = ev.attribution_cost(scorer)
+        report["latency"] = quality.latency(scorer, resources, budget=budget, sentences=graded)
     if output is not None:
-        output.write_text(json.dumps(report, indent=2) + "\n")
+        output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+        output.with_suffix(".md").write_text(quality.render(report) + "\n")
     return report

@@ -1,33 +1,33 @@
-"""`valence evaluate-recs`: does the top suggestion move a text toward its target emotion?
+"""`valence evaluate-recs`: are the suggestions sentences a writer would keep?
 
-For each target emotion, `per_target` labelled validation texts whose gold label and whose
-predicted dominant emotion both differ from the target are drawn (seeded). Each method
-rewrites every text once; the rewrite is scored again with the full scorer (the real
-whole-text probability, not the prediction the ranking used):
+The evaluation reads the graded set (`data/suggestions/graded_set.jsonl`: everyday sentences
+written for Valence, each with a target emotion; rules in `data/suggestions/GRADING.md`).
+Each method rewrites every sentence once (its top suggestion, or nothing):
 
-- `valence`: the top suggestion of `Recommender.suggest`.
-- `wordnet_synonym` (the baseline): a plain WordNet synonym swap: a random content word with
-  a single-word synonym, replaced by the synonym of its most frequent sense (no inflection,
-  no ranking).
-- `wordnet_synonym_ranked`: every plain synonym swap of the text, the one Valence's model
-  ranks highest for the target (shows what the other candidate sources add).
+- `valence`: the top suggestion of `Recommender.suggest` (ranking.py).
+- `wordnet_synonym` (the baseline, same run): every plain WordNet synonym swap of a content
+  word (the most frequent sense's first synonym), the one Valence's model ranks highest for
+  the target.
 
-Reported per method: share of texts whose P(target) rises, share whose dominant emotion
-becomes the target, mean and median change of P(target) (a text without a rewrite counts as
-no change), median meaning similarity (mean-pooled embedding cosine, original vs rewrite)
-under the meaning encoder (untuned all-MiniLM-L6-v2, see encoder.py) and, for reference,
-under Valence's fine-tuned encoder (which moves with the emotion by design), share of
-rewrites failing the part-of-speech/inflection check, and two model-free cross-checks Valence's
-ranking never sees: a TF-IDF logistic regression trained on CARER train (its P(target)) and the
-VADER lexicon's valence in the target's direction.
+Grades are a person's reading of the actual output: `data/suggestions/grades.jsonl` holds one
+line per (method, sentence id, rewritten text) with its grade (good / weak / bad, or none for
+no suggestion). A grade counts only while the method still produces exactly that text, so
+a change of method leaves its new outputs `ungraded` until they are read again.
+
+Automatic checks, reported beside the grades (none of them can tell sense on its own):
+re-parse agreement (grammar.structure_kept), the change of P(target) by Valence's model, the
+change by an independent classifier (TF-IDF + logistic regression on CARER train, which the
+ranking never consults), and the number of words changed.
 """
 
 from __future__ import annotations
 
+import difflib
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,18 +35,22 @@ from typing import Any
 import numpy as np
 import orjson
 
-from models.base import Scorer, TextScore
-from models.labels import EMOTION_LABELS, emotion_label
+from models.base import Scorer
+from models.labels import emotion_label
 from models.recommend.budget import Budget
-from models.recommend.candidates import VADER_DIRECTION
-from models.recommend.inflection import STOPWORDS, analyse, fits, words_with_spans
+from models.recommend.grammar import Edit, Grammar, structure_kept
+from models.recommend.inflection import STOPWORDS, words_with_spans
 from models.recommend.ranking import Recommender
 from models.recommend.resources import Resources
 
 REPO = Path(__file__).resolve().parents[2]
-VALIDATION = REPO / "data" / "emotion" / "validation.jsonl"
+GRADED_SET = REPO / "data" / "suggestions" / "graded_set.jsonl"
+GRADES = REPO / "data" / "suggestions" / "grades.jsonl"
 TRAIN = REPO / "data" / "emotion" / "train.jsonl"
+VALIDATION = REPO / "data" / "emotion" / "validation.jsonl"
 SHARED = REPO.parent / "shared" / "data" / "emotion"
+METHODS = ("valence", "wordnet_synonym")
+IN_SENTENCE = ("word", "phrase")
 
 
 def _data(path: Path) -> Path:
@@ -63,6 +67,10 @@ def read_labelled(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
 @dataclass(frozen=True, slots=True)
 class Rewrite:
     text: str
@@ -73,25 +81,6 @@ class Rewrite:
     @property
     def rewritten(self) -> str:
         return self.text[: self.start] + self.replacement + self.text[self.end :]
-
-
-# --- the pos/inflection check -------------------------------------------------------------
-
-
-def form_ok(text: str, start: int, end: int, replacement: str) -> bool:
-    """True when the replacement can fill the replaced word's slot: same part of speech in
-    context and the same inflection (tag), by lemminflect's tables (see inflection.py)."""
-    words = words_with_spans(text)
-    index = next((i for i, m in enumerate(words) if m.start() == start and m.end() == end), None)
-    if index is None or " " in replacement:
-        return False
-    slot = analyse([m.group(0) for m in words], index)
-    if slot is None:
-        return False
-    return fits(replacement, slot)
-
-
-# --- baselines ------------------------------------------------------------------------------
 
 
 def synonym_swaps(wordnet: Any, text: str) -> list[Rewrite]:
@@ -113,9 +102,6 @@ def synonym_swaps(wordnet: Any, text: str) -> list[Rewrite]:
     return out
 
 
-# --- independent cross-checks ---------------------------------------------------------------
-
-
 class BagOfWords:
     """TF-IDF + logistic regression on CARER train: a classifier Valence's ranking never
     consults, to check that gains are not artefacts of Valence's own model."""
@@ -134,227 +120,214 @@ class BagOfWords:
         return self.model.predict_proba(self.vectorizer.transform(list(texts)))
 
 
-def vader_valence(vader: dict[str, float], text: str) -> float:
-    values = [vader.get(m.group(0).lower(), 0.0) for m in words_with_spans(text)]
-    return float(sum(values))
-
-
-# --- evaluation -----------------------------------------------------------------------------
-
-
 @dataclass
-class Sample:
+class Outcome:
+    """One method's top rewrite of one sentence, and what the checks say of it."""
+
+    method: str
+    id: str
     text: str
-    gold: str
     target: str
-    score: TextScore
+    rewritten: str | None = None
+    kind: str | None = None  # word, phrase, sentence_adverb (valence); word (baseline)
+    reparse_ok: bool | None = None
+    delta_valence: float | None = None  # change of P(target), Valence's model, whole text
+    delta_independent: float | None = None  # change of P(target), the TF-IDF classifier
+    words_changed: int | None = None
+    grade: str | None = None  # good / weak / bad / none, or None: not read yet
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
 
 
-def draw(
-    scorer: Scorer, rows: Sequence[tuple[str, str]], per_target: int, seed: int
-) -> list[Sample]:
-    rng = random.Random(seed)
-    pool = list(rows)
-    rng.shuffle(pool)
-    pool = pool[: per_target * len(EMOTION_LABELS) * 3]
-    scores = scorer.score([text for text, _ in pool])
-    samples: list[Sample] = []
-    used: set[int] = set()
-    for target in EMOTION_LABELS:
-        count = 0
-        for i, ((text, gold), score) in enumerate(zip(pool, scores, strict=True)):
-            if count >= per_target:
-                break
-            emotion = score.emotion.probabilities
-            dominant = max(emotion, key=lambda k: emotion[k])
-            if i in used or gold == target or dominant == target:
-                continue
-            used.add(i)
-            samples.append(Sample(text, gold, target, score))
-            count += 1
-    return samples
+def words_changed(before: str, after: str) -> int:
+    """Words removed plus words added (a swap is 2, an inserted adverb 1 + re-cased word 2)."""
+    a, b = before.split(), after.split()
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    return sum(
+        (i2 - i1) + (j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"
+    )
 
 
-def _summary(values: dict[str, list[float]], n: int) -> dict[str, Any]:
-    deltas = values["delta"]
-    return {
-        "texts": n,
-        "rewritten": int(sum(values["rewritten"])),
-        "raised_share": round(sum(d > 0 for d in deltas) / n, 4),
-        "became_target_share": round(sum(values["became"]) / n, 4),
-        "mean_delta": round(float(np.mean(deltas)), 4),
-        "median_delta": round(float(np.median(deltas)), 4),
-        "median_similarity": round(statistics.median(values["similarity"]), 4)
-        if values["similarity"]
-        else None,
-        "median_similarity_tuned_encoder": round(statistics.median(values["similarity_own"]), 4)
-        if values["similarity_own"]
-        else None,
-        "form_error_share": round(1 - float(np.mean(values["form_ok"])), 4)
-        if values["form_ok"]
-        else None,
-        "bow_raised_share": round(sum(d > 0 for d in values["bow_delta"]) / n, 4),
-        "bow_mean_delta": round(float(np.mean(values["bow_delta"])), 4),
-        "vader_agrees_share": round(float(np.mean(values["vader_ok"])), 4)
-        if values["vader_ok"]
-        else None,
-    }
+def _baseline(
+    scorer: Scorer, wordnet: Any, texts: Sequence[str], targets: Sequence[str]
+) -> list[tuple[Rewrite | None, float]]:
+    """Per text, the WordNet synonym swap Valence's model ranks highest for the target."""
+    swaps = [synonym_swaps(wordnet, text) for text in texts]
+    flat = [s.rewritten for found in swaps for s in found]
+    scores = iter(scorer.score(flat)) if flat else iter(())
+    out: list[tuple[Rewrite | None, float]] = []
+    for found, target in zip(swaps, targets, strict=True):
+        best: tuple[Rewrite | None, float] = (None, -1.0)
+        for swap in found:
+            p = next(scores).emotion.probabilities[target]
+            if p > best[1]:
+                best = (swap, p)
+        out.append(best)
+    return out
 
 
-def evaluate(
+def graded_evaluation(
     scorer: Scorer,
     resources: Resources,
     *,
-    per_target: int = 60,
-    seed: int = 7,
-    budget: Budget | None = None,
-    data: Path = VALIDATION,
-    batch_size: int = 16,
-    progress: Callable[[str], None] | None = None,
+    budget: Budget,
+    sentences: Path = GRADED_SET,
+    grades: Path = GRADES,
+    batch: int = 16,
 ) -> dict[str, Any]:
-    say = progress or (lambda _: None)
-    started = time.monotonic()
-    recommender = Recommender(scorer, resources, budget or Budget())
-    samples = draw(scorer, read_labelled(data), per_target, seed)
-    say(f"{len(samples)} texts drawn")
+    """Top rewrites of both methods for every sentence, the automatic checks, and the rates
+    of the grades that match the current outputs."""
+    rows = read_jsonl(sentences)
+    texts = [row["text"] for row in rows]
+    targets = [row["target"] for row in rows]
+    grammar = Grammar.load()
+    recommender = Recommender(scorer, resources, budget, grammar)
+    before = scorer.score(texts)
+    started = time.perf_counter()
+    valence = []
+    for first in range(0, len(texts), batch):
+        part = slice(first, first + batch)
+        valence += recommender.suggest(texts[part], before[part], targets[part])
+    seconds = time.perf_counter() - started
+    baseline = _baseline(scorer, resources.wordnet, texts, targets)
     bow = BagOfWords(read_labelled(TRAIN))
-    encoder = recommender.meaning
-    access = recommender.access
+    graded = _read_grades(grades)
 
-    rewrites: dict[str, list[Rewrite | None]] = {"valence": [], "wordnet_synonym": []}
-    rewrites["wordnet_synonym_ranked"] = []
-    rng = random.Random(seed)
-    suggest_s = 0.0
-    for i in range(0, len(samples), batch_size):
-        chunk = samples[i : i + batch_size]
-        t0 = time.monotonic()
-        suggestions = recommender.suggest(
-            [s.text for s in chunk], [s.score for s in chunk], [s.target for s in chunk]
+    outcomes: list[Outcome] = []
+    for row, found, (swap, _) in zip(rows, valence, baseline, strict=True):
+        for method in METHODS:
+            outcome = Outcome(method, row["id"], row["text"], row["target"])
+            if method == "valence" and found:
+                top = found[0]
+                outcome.kind = top.kind
+                outcome.rewritten = top.apply(row["text"])
+                edit = Edit(top.start, top.end, top.replacement)
+            elif method == "wordnet_synonym" and swap is not None:
+                outcome.kind = "word"
+                outcome.rewritten = swap.rewritten
+                edit = Edit(swap.start, swap.end, swap.replacement)
+            if outcome.rewritten is not None:
+                docs = grammar.parse([row["text"], outcome.rewritten])
+                outcome.reparse_ok = structure_kept(docs[0], docs[1], edit)
+                outcome.words_changed = words_changed(row["text"], outcome.rewritten)
+            outcome.grade = graded.get((method, row["id"], outcome.rewritten))
+            outcomes.append(outcome)
+    rewritten = [o for o in outcomes if o.rewritten is not None]
+    if rewritten:
+        after = scorer.score([o.rewritten for o in rewritten])  # type: ignore[misc]
+        column = bow.labels.index
+        p_before = bow.probabilities([o.text for o in rewritten])
+        p_after = bow.probabilities([o.rewritten for o in rewritten])  # type: ignore[misc]
+        original = {row["id"]: s for row, s in zip(rows, before, strict=True)}
+        for k, (o, s) in enumerate(zip(rewritten, after, strict=True)):
+            o.delta_valence = (
+                s.emotion.probabilities[o.target] - original[o.id].emotion.probabilities[o.target]
+            )
+            o.delta_independent = float(
+                p_after[k, column(o.target)] - p_before[k, column(o.target)]
+            )
+    return {
+        "sentences": len(rows),
+        "setup": {
+            "model": scorer.info.name,
+            "model_version": scorer.info.version,
+            "budget": budget.__dict__,
+            "graded_set": str(sentences.relative_to(REPO))
+            if sentences.is_relative_to(REPO)
+            else str(sentences),
+            "seconds_valence_suggestions": round(seconds, 1),
+        },
+        "summary": {m: summarise([o for o in outcomes if o.method == m]) for m in METHODS},
+        "outcomes": [o.to_dict() for o in outcomes],
+    }
+
+
+def _read_grades(path: Path) -> dict[tuple[str, str, str | None], str]:
+    if not path.is_file():
+        return {}
+    return {(g["method"], g["id"], g.get("rewritten")): g["grade"] for g in read_jsonl(path)}
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Rates over all sentences (a sentence without a suggestion is neither good nor bad),
+    and over the suggestions themselves."""
+    n = len(outcomes)
+    suggested = [o for o in outcomes if o.rewritten is not None]
+    grades = Counter(o.grade or "ungraded" for o in outcomes)
+    read = [o for o in suggested if o.grade in ("good", "weak", "bad")]
+    inside = [o for o in read if o.kind in IN_SENTENCE]
+    adverbs = [o for o in suggested if o.kind == "sentence_adverb"]
+    rises = [o for o in suggested if (o.delta_valence or 0.0) > 0]
+    independent = [o for o in suggested if (o.delta_independent or 0.0) > 0]
+    return {
+        "texts": n,
+        "with_suggestion": len(suggested),
+        "coverage": _share(len(suggested), n),
+        "grades": dict(sorted(grades.items())),
+        "good_rate": _share(grades["good"], n),
+        "weak_rate": _share(grades["weak"], n),
+        "bad_rate": _share(grades["bad"], n),
+        "good_among_suggested": _share(sum(o.grade == "good" for o in read), len(read)),
+        "in_sentence_suggestions": sum(o.kind in IN_SENTENCE for o in suggested),
+        "good_among_in_sentence": _share(sum(o.grade == "good" for o in inside), len(inside)),
+        "sentence_adverb_share": _share(len(adverbs), len(suggested)),
+        "p_target_rises": _share(len(rises), len(suggested)),
+        "independent_classifier_rises": _share(len(independent), len(suggested)),
+        "reparse_agreement": _share(sum(bool(o.reparse_ok) for o in suggested), len(suggested)),
+        "median_words_changed": statistics.median(o.words_changed or 0 for o in suggested)
+        if suggested
+        else None,
+        "median_delta_valence": round(
+            statistics.median(o.delta_valence or 0.0 for o in suggested), 4
         )
-        suggest_s += time.monotonic() - t0
-        for sample, found in zip(chunk, suggestions, strict=True):
-            top = found[0] if found else None
-            rewrites["valence"].append(
-                Rewrite(sample.text, top.start, top.end, top.replacement) if top else None
-            )
-        say(f"suggested {min(i + batch_size, len(samples))}/{len(samples)}")
-    all_swaps = [synonym_swaps(resources.wordnet, s.text) for s in samples]
-    for swaps in all_swaps:
-        rewrites["wordnet_synonym"].append(rng.choice(swaps) if swaps else None)
-    # Ranked synonyms: every swap of every text in one batched pass, best for the target.
-    flat = [(k, swap) for k, swaps in enumerate(all_swaps) for swap in swaps]
-    forward = access.forward([swap.rewritten for _, swap in flat])
-    best: dict[int, tuple[float, Rewrite]] = {}
-    for row, (k, swap) in enumerate(flat):
-        p = forward.emotion[row, EMOTION_LABELS.index(samples[k].target)]
-        if k not in best or p > best[k][0]:
-            best[k] = (float(p), swap)
-    rewrites["wordnet_synonym_ranked"] = [
-        best[k][1] if k in best else None for k in range(len(samples))
-    ]
-
-    say("baselines done; rescoring the rewrites")
-    originals = [s.text for s in samples]
-    bow_before = bow.probabilities(originals)
-    st_before = encoder.embed(originals)
-    own_before = access.forward(originals).embedding
-    report: dict[str, Any] = {}
-    for method, chosen in rewrites.items():
-        texts = [r.rewritten if r else s.text for r, s in zip(chosen, samples, strict=True)]
-        after = scorer.score(texts)
-        bow_after = bow.probabilities(texts)
-        st_after = encoder.embed(texts)
-        own_after = access.forward(texts).embedding
-        values: dict[str, list[float]] = {
-            k: []
-            for k in (
-                "delta",
-                "became",
-                "rewritten",
-                "similarity",
-                "similarity_own",
-                "form_ok",
-                "bow_delta",
-                "vader_ok",
-            )
-        }
-        examples: list[dict[str, Any]] = []
-        for k, (sample, rewrite, score) in enumerate(zip(samples, chosen, after, strict=True)):
-            target = sample.target
-            if rewrite is None:  # unchanged text: no change (not batch-padding float noise)
-                score = sample.score
-            probs = score.emotion.probabilities
-            delta = probs[target] - sample.score.emotion.probabilities[target]
-            values["delta"].append(delta)
-            values["became"].append(float(max(probs, key=lambda k: probs[k]) == target))
-            values["rewritten"].append(float(rewrite is not None))
-            column = bow.labels.index(target)
-            values["bow_delta"].append(
-                float(bow_after[k, column] - bow_before[k, column]) if rewrite else 0.0
-            )
-            if rewrite is None:
-                continue
-            values["similarity"].append(float(st_before[k] @ st_after[k]))
-            values["similarity_own"].append(float(own_before[k] @ own_after[k]))
-            values["form_ok"].append(
-                float(form_ok(sample.text, rewrite.start, rewrite.end, rewrite.replacement))
-            )
-            direction = VADER_DIRECTION[target]
-            if direction:
-                change = vader_valence(resources.vader, texts[k]) - vader_valence(
-                    resources.vader, sample.text
-                )
-                values["vader_ok"].append(float(direction * change > 0))
-            if len(examples) < 12:
-                examples.append(
-                    {
-                        "target": target,
-                        "text": sample.text,
-                        "original": sample.text[rewrite.start : rewrite.end],
-                        "replacement": rewrite.replacement,
-                        "delta": round(delta, 4),
-                    }
-                )
-        report[method] = _summary(values, len(samples))
-        report[method]["examples"] = examples
-        report[method]["per_target"] = {
-            target: round(
-                float(
-                    np.mean(
-                        [
-                            d
-                            for d, s in zip(values["delta"], samples, strict=True)
-                            if s.target == target
-                        ]
-                    )
-                ),
-                4,
-            )
-            for target in EMOTION_LABELS
-        }
-    base = report["wordnet_synonym"]["mean_delta"]
-    ours = report["valence"]
-    b = budget or Budget()
-    report["targets"] = {
-        "raised_share>=0.80": ours["raised_share"] >= 0.80,
-        "median_similarity>=0.85": (ours["median_similarity"] or 0) >= 0.85,
-        "mean_gain>=2x_synonym": ours["mean_delta"] >= 2 * max(base, 0.0)
-        and ours["mean_delta"] > 0,
+        if suggested
+        else None,
     }
-    report["setup"] = {
-        "data": str(_data(data).relative_to(REPO.parent)),
-        "texts": len(samples),
-        "per_target": per_target,
-        "seed": seed,
-        "budget": b.__dict__,
-        "model": {"name": scorer.info.name, "version": scorer.info.version},
-        "suggest_seconds": round(suggest_s, 2),
-        "total_seconds": round(time.monotonic() - started, 2),
-    }
-    return report
 
 
-# --- latency ----------------------------------------------------------------------------------
+def render(report: dict[str, Any]) -> str:
+    """Every top suggestion for reading, then the rates, as Markdown."""
+    lines = ["# Suggestions on the graded set", ""]
+    setup = report["setup"]
+    lines.append(
+        f"Model {setup['model']} {setup['model_version']}; {report['sentences']} sentences "
+        f"(`{setup['graded_set']}`); rules: `data/suggestions/GRADING.md`."
+    )
+    lines += ["", "| | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+    keys = [
+        "coverage", "good_rate", "weak_rate", "bad_rate", "good_among_suggested",
+        "in_sentence_suggestions", "good_among_in_sentence", "sentence_adverb_share",
+        "p_target_rises", "independent_classifier_rises", "reparse_agreement",
+        "median_words_changed", "median_delta_valence",
+    ]  # fmt: skip
+    for key in keys:
+        cells = [str(report["summary"][m][key]) for m in METHODS]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    grades = " | ".join(str(report["summary"][m]["grades"]) for m in METHODS)
+    lines += [f"| grades | {grades} |", "", "## Top suggestions", ""]
+    by_id: dict[str, dict[str, dict[str, Any]]] = {}
+    for o in report["outcomes"]:
+        by_id.setdefault(o["id"], {})[o["method"]] = o
+    for sid, methods in by_id.items():
+        first = next(iter(methods.values()))
+        lines.append(f"**{sid}** ({first['target']}) {first['text']}")
+        for method in METHODS:
+            o = methods[method]
+            shown = o["rewritten"] if o["rewritten"] is not None else "(no suggestion)"
+            extra = ""
+            if o["rewritten"] is not None:
+                extra = (
+                    f" [{o['kind']}; parse {'ok' if o['reparse_ok'] else 'changed'}; "
+                    f"dP {o['delta_valence']:+.2f}; indep {o['delta_independent']:+.2f}]"
+                )
+            lines.append(f"- {method}: {shown}{extra} **{o['grade'] or 'ungraded'}**")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def latency(
@@ -362,50 +335,45 @@ def latency(
     resources: Resources,
     *,
     budget: Budget | None = None,
-    batch_sizes: Sequence[int] = (1, 16),
-    repeats: int = 12,
-    seed: int = 3,
-    data: Path = VALIDATION,
+    batch: int = 16,
+    rounds: int = 3,
+    sentences: Path = GRADED_SET,
 ) -> dict[str, Any]:
-    """Median per-event time of scoring alone vs. scoring + suggestions (every event with a
-    target), on the same texts in the same run; and with attribution too."""
+    """Per-event cost of suggestions at `batch` events a model call, all with a target, on
+    the graded set, against scoring alone in the same run: p50/p95 over batches."""
     from models.recommend.service import StreamStep
 
-    recommender = Recommender(scorer, resources, budget or Budget())
-    rows = read_labelled(data)
-    rng = random.Random(seed)
-    out: dict[str, Any] = {"device": scorer.info.device, "dtype": scorer.info.dtype}
-    plain = StreamStep(recommender, mode="all", default_target="joy")
-    both = StreamStep(recommender, mode="all", default_target="joy", attribution=True)
-    warm = [text for text, _ in rng.sample(rows, 8)]
-    plain(warm, scorer.score(warm), [None] * len(warm))
-    for size in batch_sizes:
-        timings: dict[str, list[float]] = {"score": [], "score+suggest": [], "+attribution": []}
-        for _ in range(max(3, repeats * 4 // (size + 3))):  # fewer repeats of big batches
-            texts = [text for text, _ in rng.sample(rows, size)]
-            targets = [rng.choice([e for e in EMOTION_LABELS if e != "joy"] + ["joy"])] * size
+    recommender = Recommender(scorer, resources, budget or Budget(), Grammar.load())
+    step = StreamStep(recommender, mode="requested")
+    rows = read_jsonl(sentences)
+    rng = random.Random(11)
+    warm = [row["text"] for row in rows[:4]]
+    step(warm, scorer.score(warm), [row["target"] for row in rows[:4]])
+    scoring: list[float] = []
+    extra: list[float] = []
+    for _ in range(rounds):
+        rng.shuffle(rows)
+        for first in range(0, len(rows) - batch + 1, batch):
+            part = rows[first : first + batch]
+            texts = [row["text"] for row in part]
             t0 = time.perf_counter()
             scores = scorer.score(texts)
             t1 = time.perf_counter()
-            plain(texts, scores, targets)
+            step(texts, scores, [row["target"] for row in part])
             t2 = time.perf_counter()
-            scores = scorer.score(texts)
-            both(texts, scores, targets)
-            t3 = time.perf_counter()
-            timings["score"].append((t1 - t0) / size)
-            timings["score+suggest"].append((t2 - t0) / size)
-            timings["+attribution"].append((t3 - t2) / size)
-        med = {k: statistics.median(v) * 1000 for k, v in timings.items()}
-        out[f"batch_{size}"] = {
-            "median_ms_per_event_scoring": round(med["score"], 2),
-            "median_ms_per_event_scoring_and_suggestions": round(med["score+suggest"], 2),
-            "median_ms_per_event_extra_for_suggestions": round(
-                med["score+suggest"] - med["score"], 2
-            ),
-            "median_ms_per_event_scoring_suggestions_attribution": round(med["+attribution"], 2),
-            "repeats": len(timings["score"]),
-        }
-    return out
+            scoring.append((t1 - t0) / batch * 1000)
+            extra.append((t2 - t1) / batch * 1000)
+
+    def quantile(values: list[float], q: float) -> float:
+        return round(float(np.quantile(values, q)), 1)
+
+    return {
+        "device": scorer.info.device,
+        "batch_events": batch,
+        "batches": len(extra),
+        "ms_per_event_scoring": {"p50": quantile(scoring, 0.5), "p95": quantile(scoring, 0.95)},
+        "ms_per_event_suggestions": {"p50": quantile(extra, 0.5), "p95": quantile(extra, 0.95)},
+    }
 
 
 def attribution_cost(

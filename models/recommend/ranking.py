@@ -1,41 +1,49 @@
-"""`Recommender`: attribution and ranked rewrites toward a target emotion, for many texts in
-at most three batched model calls, however many texts and candidates there are.
+"""`Recommender`: attribution and rewrites toward a target emotion that a writer could keep.
 
-For a batch of texts (with their `TextScore`s from the same model):
+For a batch of texts (with their `TextScore`s from the same model), in four batched steps
+however many texts and candidates there are:
 
-1. Call 1, occlusion: every text's sentences and their one-word-out variants (attribution.py).
-   It gives the attributions and says which words hold the text away from the target: words
-   that carry the text's dominant other emotion, or whose removal raises the target's log-odds.
-   Only words with affect of their own (model, lexicon or VADER) qualify. With
-   `positions="lexicon"` and attribution off, the lexicon and VADER choose and call 1 is skipped.
-2. Candidates (candidates.py) for the top `max_positions` words of each text, cut to the
-   per-event `candidates` budget by their model-free prior, round-robin over the words.
-3. Call 2, rescoring: every rewritten sentence of every text through Valence's network: the
-   new whole-text P(target) (the sentence's change weighted by its share of the text's tokens).
-4. Call 3, meaning: for the `meaning_checks` best-gaining rewrites per text that have
-   model-free support, the cosine between the original and rewritten sentence under the
-   meaning encoder (encoder.MeaningEncoder: all-MiniLM-L6-v2 untuned).
-5. Kept: gain > 0, similarity >= `min_similarity`, and (by default) support > 0: the lexicon
-   or VADER agree, so no suggestion rests on Valence's model alone. Ranked by
-   gain + `support_weight` x support - `meaning_weight` x (1 - similarity).
+1. Call 1, occlusion (attribution.py): which words carry the text's emotions. With the
+   parse of each sentence (grammar.py) it picks the positions: editable words (content
+   words with a tag we can keep; never determiners, numbers, pronouns, auxiliaries,
+   prepositions, proper nouns, entities, URLs, @mentions, #hashtags, or words under a
+   negation) that carry affect (the model, the lexicon or VADER see an emotion in them).
+   A noun that carries no emotion is not a slot for an emotion word.
+2. Rewrites of three kinds (rewrites.py): a word swap keeping the word's fine-grained tag
+   (WordNet, GloVe, lexicon and VADER neighbours, inflected into the slot: candidates.py);
+   a modifier edit ("a bit tired" -> "exhausted", "happy" -> "really happy" when the target
+   is already the text's emotion); a sentence adverb carrying the target ("Sadly, ...").
+3. Call 2, rescoring: every rewritten sentence through Valence's network gives the new
+   whole-text P(target); a rewrite must raise it by `min_gain`.
+4. Checks on the best-gaining `parse_checks` rewrites of each text: the rewrite is parsed
+   again and must keep the sentence's structure (grammar.structure_kept); then call 3, the
+   context fit (context_fit.py) of each survivor: a word swap must fit its slot
+   (`min_fit`), and no rewrite may disturb the rest of the sentence (`min_validation`).
+
+A text with no rewrite that clears every bar gets no suggestion. Ranked by
+gain + `support_weight` x support + `fit_weight` x fit, the gain in log-odds of the target
+(capped), so intensifying an emotion the text already carries counts too; a sentence
+adverb's gain weighs `adverb_weight`: it is one tool among several, not the product.
 
 Runs on the model thread (it calls the network), never on the event loop.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from models.base import Scorer, TextScore
 from models.recommend.attribution import Attribution, Occlusion, attributions, occlude
 from models.recommend.budget import Budget
-from models.recommend.candidates import Candidate, generate
-from models.recommend.encoder import Forward, MeaningEncoder, ModelAccess
-from models.recommend.inflection import analyse, words_with_spans
+from models.recommend.context_fit import ContextFit, Fit, Pair
+from models.recommend.encoder import ModelAccess
+from models.recommend.grammar import Grammar, structure_kept
 from models.recommend.resources import Resources
+from models.recommend.rewrites import Rewrite, RewriteContext, propose
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +55,10 @@ class Suggestion:
     original: str
     replacement: str
     target: str
+    kind: str  # word, phrase or sentence_adverb
     delta: float  # predicted change of P(target) for the whole text
     probability: float  # predicted P(target) after the rewrite
-    similarity: float  # cosine of the sentence's embeddings, original vs rewrite
+    similarity: float  # context fit (context_fit.py): span fit, or validation for insertions
     support: float  # lexicon + VADER evidence (model-free)
     sources: tuple[str, ...]
     score: float  # the ranking score
@@ -61,6 +70,7 @@ class Suggestion:
             "original": self.original,
             "replacement": self.replacement,
             "target": self.target,
+            "kind": self.kind,
             "delta": round(float(self.delta), 4),
             "probability": round(float(self.probability), 4),
             "similarity": round(float(self.similarity), 4),
@@ -81,13 +91,35 @@ class Analysis:
 
 @dataclass
 class _Plan:
+    index: int  # of the text in the batch
     text: str
     score: TextScore
     target: str
     occlusion: Occlusion
-    candidates: list[Candidate]
-    rows: list[int]  # row of each candidate in call 2
-    segment_of: list[int]
+    rewrites: list[Rewrite]
+    rows: list[int] = field(default_factory=list)  # row of each rewrite in call 2
+
+
+@dataclass
+class _Checked:
+    plan: _Plan
+    rewrite: Rewrite
+    delta: float  # change of the whole text's P(target)
+    logit_gain: float  # change of the whole text's log-odds of the target
+
+
+def _current(score: TextScore) -> str:
+    probabilities = score.emotion.probabilities
+    return max(probabilities, key=lambda label: probabilities[label])
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p) - np.log1p(-p))
+
+
+# Log-odds gains above this all rank alike: past it the text carries the target clearly.
+_GAIN_CAP = 4.0
 
 
 class Recommender:
@@ -98,15 +130,19 @@ class Recommender:
         scorer: Scorer,
         resources: Resources,
         budget: Budget | None = None,
-        meaning: MeaningEncoder | None = None,
+        grammar: Grammar | None = None,
+        fit: ContextFit | None = None,
     ):
         self.access = ModelAccess(scorer)  # type: ignore[arg-type]
-        self.meaning = meaning or MeaningEncoder(scorer)  # type: ignore[arg-type]
         self.scorer = scorer
         self.resources = resources
         self.budget = budget or Budget()
+        self.grammar = grammar or Grammar.load()
+        self.fit = fit or ContextFit.for_scorer(scorer)
         self.emotion_labels = self.access.emotion_labels
         self.sentiment_labels = self.access.sentiment_labels
+        self._weights: dict[str, float] | None = None
+        self._lock = threading.Lock()
 
     # --- public API -------------------------------------------------------------------------
 
@@ -134,10 +170,12 @@ class Recommender:
         *,
         attribution: bool,
     ) -> list[Analysis]:
-        """Attributions (if asked) and suggestions (where a target is given), batched:
-        one occlusion call for the texts that need it, one rescoring call for all rewrites."""
+        """Attributions (if asked) and suggestions (where a target is given), batched."""
         if len(targets) != len(texts):
             raise ValueError("one target (or None) per text")
+        for target in targets:
+            if target is not None and target not in self.emotion_labels:
+                raise ValueError(f"unknown target emotion {target!r}")
         if scores is None:
             scores = self.scorer.score(texts)
         results = [Analysis() for _ in texts]
@@ -150,12 +188,8 @@ class Recommender:
             [scores[i] for i in wanted],
             max_words=self.budget.occlusion_words,
             prior=self._prior_weights(),
-            occlude_words=attribution or self.budget.positions == "occlusion",
         )
-        plans: list[_Plan] = []
-        rows: list[str] = []
-        # Without occlusion, the original sentences are scored in the rescoring call.
-        original_rows: list[tuple[Occlusion, list[int]]] = []
+        targeted: list[tuple[int, Occlusion]] = []
         for i, occlusion in zip(wanted, occlusions, strict=True):
             if attribution:
                 results[i].attributions = attributions(
@@ -166,167 +200,162 @@ class Recommender:
                     self.sentiment_labels,
                     top_k=self.budget.attribution_top_k,
                 )
-            target = targets[i]
-            if target is None:
-                continue
-            if target not in self.emotion_labels:
-                raise ValueError(f"unknown target emotion {target!r}")
-            plan = self._plan(texts[i], scores[i], target, occlusion)
-            if occlusion.segment_forward is None:
-                original_rows.append(
-                    (occlusion, list(range(len(rows), len(rows) + len(occlusion.segments))))
-                )
-                rows.extend(texts[i][a:b] for a, b in occlusion.segments)
-            for candidate, k in zip(plan.candidates, plan.segment_of, strict=True):
-                seg_start, seg_end = occlusion.segments[k]
-                plan.rows.append(len(rows))
-                rows.append(
-                    texts[i][seg_start : candidate.start]
-                    + candidate.replacement
-                    + texts[i][candidate.end : seg_end]
-                )
-            plans.append(plan)
-        forward = self.access.forward(rows)
-        for occlusion, seg_rows in original_rows:
-            occlusion.segment_forward = Forward(
-                forward.sentiment[seg_rows], forward.emotion[seg_rows], forward.embedding[seg_rows]
-            )
-        # Call 3, meaning: the best-gaining rewrites of every text and their sentences.
-        shortlists = [self._shortlist(plan, forward) for plan in plans]
-        meaning_rows: list[str] = []
-        for plan, shortlist in zip(plans, shortlists, strict=True):
-            for suggestion, k in shortlist:
-                seg_start, seg_end = plan.occlusion.segments[k]
-                meaning_rows.append(plan.text[seg_start:seg_end])
-                meaning_rows.append(
-                    suggestion.apply(plan.text)[
-                        seg_start : seg_end + len(suggestion.replacement) - len(suggestion.original)
-                    ]
-                )
-        vectors = self.meaning.embed(meaning_rows) if meaning_rows else None
-        cursor = 0
-        for i, shortlist in zip(
-            [i for i in wanted if targets[i] is not None], shortlists, strict=True
-        ):
-            kept: list[Suggestion] = []
-            for suggestion, _ in shortlist:
-                assert vectors is not None
-                similarity = float(vectors[cursor] @ vectors[cursor + 1])
-                cursor += 2
-                if similarity < self.budget.min_similarity:
-                    continue
-                kept.append(self._final(suggestion, similarity))
-            kept.sort(key=lambda s: (-s.score, s.start, s.replacement))
-            results[i].suggestions = kept[: self.budget.max_suggestions]
+            if targets[i] is not None:
+                targeted.append((i, occlusion))
+        if not targeted:
+            return results
+        plans = self._plans(texts, scores, targets, targeted)
+        checked = self._rescore(plans)
+        for i, suggestions in self._finish(checked).items():
+            results[i].suggestions = suggestions
         return results
 
-    # --- internals --------------------------------------------------------------------------
+    # --- steps ------------------------------------------------------------------------------
 
     def _prior_weights(self) -> dict[str, float]:
-        cached = getattr(self, "_weights", None)
-        if cached is None:
-            cached = {w: float(np.max(np.abs(v))) for w, v in self.resources.lexicon.scores.items()}
-            self._weights = cached
-        return cached
+        if self._weights is None:
+            self._weights = {
+                w: float(np.max(np.abs(v))) for w, v in self.resources.lexicon.scores.items()
+            }
+        return self._weights
 
-    def _plan(self, text: str, score: TextScore, target: str, occlusion: Occlusion) -> _Plan:
-        """Pick the words to change and their candidates, within the budget."""
-        t = self.emotion_labels.index(target)
-        dominant = max(
-            (label for label in self.emotion_labels if label != target),
-            key=lambda label: score.emotion.probabilities[label],
-        )
-        d = self.emotion_labels.index(dominant)
-        lexicon = self.resources.lexicon
-        vader = self.resources.vader
-        leverage: list[tuple[float, int]] = []
-        for w, (start, end) in enumerate(occlusion.words):
-            word = text[start:end].lower()
-            model_part = occlusion.emotion_drop[w, d] - occlusion.emotion_drop[w, t]
-            lexicon_part = lexicon.association(word, dominant) - lexicon.association(word, target)
-            # Only words with affect of their own are worth changing: the model sees an
-            # emotion in them, or the lexicon or VADER does. Swapping "kids" for "goods"
-            # moves a classifier but not the writer's meaning.
-            affect = max(
-                abs(float(occlusion.emotion_drop[w, d])),
-                max((abs(v) for v in lexicon.scores.get(word, ())), default=0.0),
-                0.25 * abs(vader.get(word, 0.0)),
+    def _plans(
+        self,
+        texts: Sequence[str],
+        scores: Sequence[TextScore],
+        targets: Sequence[str | None],
+        targeted: list[tuple[int, Occlusion]],
+    ) -> list[_Plan]:
+        """Parse every sentence of the targeted texts at once; propose rewrites per text."""
+        sentences: list[str] = []
+        for i, occlusion in targeted:
+            sentences.extend(texts[i][a:b] for a, b in occlusion.segments)
+        docs = iter(self.grammar.parse(sentences))
+        plans = []
+        for i, occlusion in targeted:
+            target = targets[i]
+            assert target is not None
+            context = RewriteContext(
+                text=texts[i],
+                score=scores[i],
+                target=target,
+                occlusion=occlusion,
+                docs=[next(docs) for _ in occlusion.segments],
+                emotion_labels=self.emotion_labels,
+                resources=self.resources,
+                budget=self.budget,
             )
-            if affect < self.budget.min_affect:
-                continue
-            leverage.append((float(model_part + lexicon_part), w))
-        leverage.sort(reverse=True)
-        budget = self.budget
-        chosen: list[list[Candidate]] = []
-        segment_of: list[int] = []
-        for _, w in leverage:
-            if len(chosen) >= budget.max_positions:
-                break
-            start, end = occlusion.words[w]
-            k = occlusion.segment_of[w]
-            seg_start, seg_end = occlusion.segments[k]
-            words = words_with_spans(text, seg_start, seg_end)
-            index = next((j for j, m in enumerate(words) if m.start() == start), None)
-            if index is None:
-                continue
-            slot = analyse([m.group(0) for m in words], index)
-            if slot is None:
-                continue
-            found = generate(self.resources, text, start, end, slot, target)
-            if budget.require_support:
-                found = [c for c in found if c.support > 0]
-            if found:
-                chosen.append(found)
-                segment_of.append(k)
-        # Round-robin over the positions, each in prior order, until the budget is spent.
-        candidates: list[Candidate] = []
-        seg_list: list[int] = []
-        depth = 0
-        while len(candidates) < budget.candidates and any(depth < len(c) for c in chosen):
-            for found, k in zip(chosen, segment_of, strict=True):
-                if depth < len(found) and len(candidates) < budget.candidates:
-                    candidates.append(found[depth])
-                    seg_list.append(k)
-            depth += 1
-        return _Plan(text, score, target, occlusion, candidates, [], seg_list)
+            plans.append(_Plan(i, texts[i], scores[i], target, occlusion, propose(context)))
+        return plans
 
-    def _shortlist(self, plan: _Plan, forward: Forward) -> list[tuple[Suggestion, int]]:
-        """Rewrites that raise P(target) (and have support), best first, at most
-        `meaning_checks` of them: the ones whose meaning is checked in call 3."""
-        t = self.emotion_labels.index(plan.target)
-        base_text = plan.score.emotion.probabilities[plan.target]
-        seg = plan.occlusion.segment_forward
-        assert seg is not None
-        budget = self.budget
-        out: list[tuple[Suggestion, int]] = []
-        for candidate, row, k in zip(plan.candidates, plan.rows, plan.segment_of, strict=True):
-            weight = plan.occlusion.segment_weight[k]
-            delta = weight * float(forward.emotion[row, t] - seg.emotion[k, t])
-            if delta <= 0 or (budget.require_support and candidate.support <= 0):
-                continue
-            suggestion = Suggestion(
-                start=candidate.start,
-                end=candidate.end,
-                original=candidate.original,
-                replacement=candidate.replacement,
-                target=plan.target,
-                delta=delta,
-                probability=min(1.0, max(0.0, base_text + delta)),
-                similarity=float(forward.embedding[row] @ seg.embedding[k]),
-                support=candidate.support,
-                sources=tuple(sorted(candidate.sources)),
-                score=delta + budget.support_weight * candidate.support,
-            )
-            out.append((suggestion, k))
-        out.sort(key=lambda item: (-item[0].score, item[0].start, item[0].replacement))
-        return out[: budget.meaning_checks]
+    def _rescore(self, plans: list[_Plan]) -> list[_Checked]:
+        """Call 2: every rewritten sentence through the network; keep those that gain."""
+        rows: list[str] = []
+        for plan in plans:
+            for rewrite in plan.rewrites:
+                plan.rows.append(len(rows))
+                rows.append(rewrite.sentence_after)
+        forward = self.access.forward(rows)
+        kept: list[_Checked] = []
+        for plan in plans:
+            t = self.emotion_labels.index(plan.target)
+            seg = plan.occlusion.segment_forward
+            assert seg is not None
+            gains = []
+            for rewrite, row in zip(plan.rewrites, plan.rows, strict=True):
+                weight = plan.occlusion.segment_weight[rewrite.segment]
+                before = float(seg.emotion[rewrite.segment, t])
+                after = float(forward.emotion[row, t])
+                delta = weight * (after - before)
+                logit_gain = weight * (_logit(after) - _logit(before))
+                if self._gains(plan, before, delta, logit_gain):
+                    gains.append(_Checked(plan, rewrite, delta, logit_gain))
+            gains.sort(key=lambda c: -self._prelim(c))
+            kept.extend(gains[: self.budget.parse_checks])
+        return kept
 
-    def _final(self, suggestion: Suggestion, similarity: float) -> Suggestion:
+    def _gains(self, plan: _Plan, before: float, delta: float, logit_gain: float) -> bool:
+        """Does the rewrite move the text toward the target enough to be worth suggesting?
+
+        When the text already carries the target almost surely (P >= `saturated`), the model
+        cannot show a rise any more: an intensification then only has to not lower it (its
+        candidates were chosen as stronger by VADER and the lexicon, rewrites.py)."""
         budget = self.budget
-        return replace(
-            suggestion,
+        if before >= budget.saturated and _current(plan.score) == plan.target:
+            return delta >= 0.0 and logit_gain >= 0.0
+        return delta >= budget.min_gain and logit_gain >= budget.min_logit_gain
+
+    def _prelim(self, checked: _Checked) -> float:
+        weight = self.budget.adverb_weight if checked.rewrite.kind == "sentence_adverb" else 1.0
+        gain = min(checked.logit_gain, _GAIN_CAP) / _GAIN_CAP
+        return weight * gain + self.budget.support_weight * checked.rewrite.support
+
+    def _finish(self, checked: list[_Checked]) -> dict[int, list[Suggestion]]:
+        """Re-parse, then call 3 (context fit), then rank; per text index."""
+        budget = self.budget
+        parsed = self.grammar.parse([c.rewrite.sentence_after for c in checked])
+        grammatical = [
+            c
+            for c, doc in zip(checked, parsed, strict=True)
+            if structure_kept(c.rewrite.doc, doc, c.rewrite.edit)
+        ]
+        fits = self.fit.scores([_pair(c.rewrite) for c in grammatical])
+        out: dict[int, list[Suggestion]] = {}
+        for c, fit in zip(grammatical, fits, strict=True):
+            if fit.validation < budget.min_validation:
+                continue
+            insertion = c.rewrite.kind == "sentence_adverb"
+            if not insertion and fit.span < budget.min_fit:
+                continue
+            out.setdefault(c.plan.index, []).append(self._suggestion(c, fit))
+        for suggestions in out.values():
+            suggestions.sort(key=lambda s: (-s.score, s.start, s.replacement))
+            _drop_overlapping_duplicates(suggestions)
+            del suggestions[budget.max_suggestions :]
+        return out
+
+    def _suggestion(self, c: _Checked, fit: Fit) -> Suggestion:
+        budget = self.budget
+        rewrite = c.rewrite
+        insertion = rewrite.kind == "sentence_adverb"
+        similarity = fit.validation if insertion else fit.span
+        weight = budget.adverb_weight if insertion else 1.0
+        base = c.plan.score.emotion.probabilities[c.plan.target]
+        return Suggestion(
+            start=rewrite.start,
+            end=rewrite.end,
+            original=c.plan.text[rewrite.start : rewrite.end],
+            replacement=rewrite.replacement,
+            target=c.plan.target,
+            kind=rewrite.kind,
+            delta=c.delta,
+            probability=min(1.0, max(0.0, base + c.delta)),
             similarity=similarity,
-            score=suggestion.delta
-            + budget.support_weight * suggestion.support
-            - budget.meaning_weight * (1.0 - similarity),
+            support=rewrite.support,
+            sources=tuple(sorted(rewrite.sources)),
+            score=weight * min(c.logit_gain, _GAIN_CAP) / _GAIN_CAP
+            + budget.support_weight * rewrite.support
+            + budget.fit_weight * similarity,
         )
+
+
+def _pair(rewrite: Rewrite) -> Pair:
+    edit = rewrite.edit
+    return Pair(
+        before=rewrite.doc.text,
+        after=rewrite.sentence_after,
+        span_before=(edit.start, edit.end),
+        span_after=(edit.start, edit.start + len(edit.replacement)),
+    )
+
+
+def _drop_overlapping_duplicates(suggestions: list[Suggestion]) -> None:
+    """One suggestion per resulting text (a phrase edit and a swap can produce the same)."""
+    seen: set[tuple[int, int, str]] = set()
+    keep = []
+    for s in suggestions:
+        key = (s.start, s.end, s.replacement.lower())
+        if key not in seen:
+            seen.add(key)
+            keep.append(s)
+    suggestions[:] = keep

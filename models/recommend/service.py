@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from models.base import Scorer, TextScore
 from models.recommend.budget import Budget
+from models.recommend.grammar import Grammar
 from models.recommend.ranking import Recommender
 from models.recommend.resources import Resources
 
@@ -74,7 +75,7 @@ def build_step(
     if mode == "off" and not attribution:
         return None
     started = time.monotonic()
-    recommender = Recommender(scorer, resources or Resources.load(), budget)
+    recommender = Recommender(scorer, resources or Resources.load(), budget, Grammar.load())
     log.info(
         "recommendations ready in %.1fs (suggestions=%s, attribution=%s)",
         time.monotonic() - started,

@@ -185,22 +185,20 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evaluate_recs(args: argparse.Namespace, settings: Settings) -> int:
     from models.recommend.commands import evaluate_recs
+    from models.recommend.quality import GRADED_SET, GRADES, render
     from stream.factory import load_configured_scorer, recommendation_budget
 
     report = evaluate_recs(
         load_configured_scorer(settings),
         recommendation_budget(settings),
-        per_target=args.per_target,
-        seed=args.seed,
-        data=Path(args.data) if args.data else None,
+        graded=Path(args.graded) if args.graded else GRADED_SET,
+        grades=Path(args.grades) if args.grades else GRADES,
         output=Path(args.output) if args.output else None,
         latency=args.latency,
     )
-    keep = ("targets", "setup", "latency", "attribution_cost")
-    summary = {k: v for k, v in report.items() if k in keep}
-    for method in ("valence", "wordnet_synonym", "wordnet_synonym_ranked"):
-        summary[method] = {k: v for k, v in report[method].items() if k != "examples"}
-    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    print(render(report))
+    if "latency" in report:
+        print(orjson.dumps(report["latency"], option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
@@ -296,13 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_recs = add(
         "evaluate-recs",
         cmd_evaluate_recs,
-        "Evaluate suggestions on labelled texts against plain WordNet synonym swaps.",
+        "Print every top suggestion on the graded set with its grade and automatic checks, "
+        "against WordNet synonym swaps in the same run.",
     )
-    evaluate_recs.add_argument("--per-target", type=int, default=60, help="Texts per target.")
-    evaluate_recs.add_argument("--seed", type=int, default=7)
-    evaluate_recs.add_argument("--data", help="Labelled JSONL (default: CARER validation).")
-    evaluate_recs.add_argument("--output", help="Write the full report as JSON here.")
-    evaluate_recs.add_argument("--latency", action="store_true", help="Also time suggestions.")
+    evaluate_recs.add_argument(
+        "--graded", help="Sentences with a target (default: data/suggestions/graded_set.jsonl)."
+    )
+    evaluate_recs.add_argument(
+        "--grades", help="Grades of earlier outputs (default: data/suggestions/grades.jsonl)."
+    )
+    evaluate_recs.add_argument(
+        "--output", help="Write OUTPUT.json and OUTPUT.md (every top suggestion, for reading)."
+    )
+    evaluate_recs.add_argument(
+        "--latency", action="store_true", help="Also time suggestions at batch 16."
+    )
 
     demo = add(
         "demo",

@@ -82,6 +82,51 @@ def test_n_events_in_n_scored_events_out(settings: Settings, worker: WorkerProce
     assert f'valence_events_out_total{{topic="{settings.output_topic}"}} 41.0' in body
 
 
+# Writers' sentences with a target emotion, and a rewrite each that the method is known to
+# find (grammatical by the parser, P(target) up): the worker must publish those suggestions.
+TARGETED = [
+    ("I'm so angry that the landlord kept our deposit.", "anger"),
+    ("The meeting was moved to Thursday afternoon.", "surprise"),
+    ("The package arrived two days late", "anger"),
+]
+
+
+def test_events_with_a_target_carry_grammatical_suggestions_equal_to_offline_scoring(
+    settings: Settings, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    from models.recommend.grammar import Edit, Grammar, structure_kept
+    from stream.cli.offline import score_lines
+
+    events = [
+        editor_event(text, doc_id=f"t-{i}", event_id=f"t-{i}", target_emotion=target)
+        for i, (text, target) in enumerate(TARGETED)
+    ]
+    asyncio.run(send_events(settings, events))
+    records = collect(settings, settings.output_topic, until={e["event_id"] for e in events})
+    by_id = {r["value"]["event_id"]: r["value"] for r in records}
+    offline = {
+        r["event_id"]: r for r in score_lines(settings, [orjson.dumps(e).decode() for e in events])
+    }
+    grammar = Grammar.load()
+    for event in events:
+        out = by_id[event["event_id"]]
+        suggestions = out["suggestions"]
+        assert suggestions, f"no suggestion for {event['text']!r}"
+        top = suggestions[0]
+        text = event["text"]
+        assert text[top["start"] : top["end"]] == top["original"]
+        assert top["target"] == event["target_emotion"] and top["delta"] > 0
+        edit = Edit(top["start"], top["end"], top["replacement"])
+        before, after = grammar.parse([text, edit.apply(text)])
+        assert structure_kept(before, after, edit), edit.apply(text)
+        # Numbers and the like are never edited ("arrived aggressive days late").
+        assert not any(t.like_num for t in before if top["start"] <= t.idx < top["end"])
+        # `valence score --file` gives the same suggestions as the worker.
+        assert top["replacement"] in {
+            s["replacement"] for s in offline[event["event_id"]]["suggestions"]
+        }
+
+
 def test_malformed_events_are_dead_lettered_with_their_reason(
     settings: Settings, worker: WorkerProcess
 ) -> None:

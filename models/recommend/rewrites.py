@@ -1,0 +1,521 @@
+"""Rewrite proposals for one text: where to edit, and what to put there.
+
+Positions come from the parse and the attribution (ranking.py, step 1): editable words
+(grammar.editable) not under a negation, that carry affect, ordered by leverage (how much
+they hold the text away from the target, or, when the target is already the text's
+emotion, how much of it they carry). Three kinds of rewrite:
+
+- `word`: the word swapped for a candidate with the same fine-grained tag (candidates.py).
+- `phrase`: a hedge around an emotion word dropped, with the word kept or strengthened
+  ("a bit tired" -> "tired" / "exhausted"); or, when the target is already the text's
+  emotion, a predicative adjective intensified ("happy" -> "really happy").
+- `sentence_adverb`: an adverb carrying the target opens a declarative sentence
+  ("Sadly, the concert was cancelled."), never a question or an imperative.
+
+Every proposal is only a candidate: ranking.py rescores, re-parses and fits them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.base import TextScore
+from models.recommend.attribution import Occlusion
+from models.recommend.budget import Budget
+from models.recommend.candidates import generate
+from models.recommend.grammar import TAG_TO_UPOS, Edit, editable
+from models.recommend.inflection import Slot
+from models.recommend.resources import Resources
+
+# Sentence adverbs that carry each emotion, most neutral in register first.
+SENTENCE_ADVERBS: dict[str, tuple[str, ...]] = {
+    "joy": ("Happily", "Thankfully", "Fortunately"),
+    "surprise": ("Unexpectedly", "Surprisingly", "Amazingly"),
+    "anger": ("Frustratingly", "Annoyingly", "Outrageously"),
+    "fear": ("Worryingly", "Alarmingly", "Ominously"),
+    "sadness": ("Sadly", "Unfortunately", "Regrettably"),
+}
+# Hedges that soften an emotion word; dropping one strengthens it.
+HEDGES = frozenset(
+    {"a bit", "a little", "a little bit", "slightly", "somewhat", "kind of", "sort of", "rather"}
+)
+INTENSIFIERS = ("really", "truly")
+# Entities whose first word keeps its capital after an adverb ("Sadly, Mill Road ...");
+# dates and numbers do not ("Worryingly, last night ...").
+_NAME_ENTITIES = frozenset(
+    {"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW"}
+)
+# Formulas that open a sentence and take no adverb before them ("Thank you", "Please").
+_NO_ADVERB_LEMMAS = frozenset({"thank", "thanks", "please", "sorry", "welcome", "congratulations"})
+# First words after which a sentence adverb does not read well.
+_NO_ADVERB_BEFORE = frozenset({"RB", "RBR", "RBS", "UH", "CC", "WRB", "WP", "WDT", "IN", "VB"})
+
+
+@dataclass(frozen=True)
+class RewriteContext:
+    text: str
+    score: TextScore
+    target: str
+    occlusion: Occlusion
+    docs: list[Any]  # spaCy parse of each of the occlusion's segments
+    emotion_labels: tuple[str, ...]
+    resources: Resources
+    budget: Budget
+
+
+@dataclass
+class Rewrite:
+    """One proposed edit of sentence `segment` of the text."""
+
+    segment: int
+    doc: Any  # the sentence's parse, before the edit
+    edit: Edit  # offsets within the sentence
+    offset: int  # where the sentence starts in the text
+    kind: str
+    sources: set[str] = field(default_factory=set)
+    support: float = 0.0
+
+    @property
+    def start(self) -> int:
+        return self.offset + self.edit.start
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.edit.end
+
+    @property
+    def replacement(self) -> str:
+        return self.edit.replacement
+
+    @property
+    def sentence_after(self) -> str:
+        return self.edit.apply(self.doc.text)
+
+
+@dataclass
+class _Position:
+    segment: int
+    token: Any
+    leverage: float
+
+
+def propose(ctx: RewriteContext) -> list[Rewrite]:
+    """Rewrites of the text within the budget: sentence adverbs first (at most two), then
+    word and phrase edits round-robin over the best positions, each list best first."""
+    budget = ctx.budget
+    adverbs = _sentence_adverbs(ctx)[:2]
+    per_position: list[list[Rewrite]] = []
+    for position in _positions(ctx)[: budget.max_positions]:
+        found = _edits_at(ctx, position)
+        if found:
+            per_position.append(found)
+    out = list(adverbs)
+    depth = 0
+    while len(out) < budget.candidates and any(depth < len(found) for found in per_position):
+        for found in per_position:
+            if depth < len(found) and len(out) < budget.candidates:
+                out.append(found[depth])
+        depth += 1
+    return out
+
+
+def _current_emotion(ctx: RewriteContext) -> str:
+    probabilities = ctx.score.emotion.probabilities
+    return max(probabilities, key=lambda label: probabilities[label])
+
+
+def affective(resources: Resources, word: str, upos: str) -> bool:
+    """Does the word carry affect by itself, by human-made resources (not our model)?
+
+    Adjectives and adverbs: VADER's human ratings (|valence| >= 1 on its -4..4 scale).
+    Verbs and nouns: a most frequent WordNet sense among the emotion verbs / feeling nouns
+    ("love", "dread", "joy"). Verbs and nouns of events ("crashes", "destroyed", "warning")
+    describe facts, whatever their valence; "boils", "works", "arrive", "hot" or "team" carry
+    no affect at all: swapping them moves a classifier, not the writer's tone.
+    """
+    lexname = _EMOTION_LEXNAMES.get(upos)
+    if lexname is None:
+        return abs(resources.vader.get(word, 0.0)) >= 1.0
+    pos = "v" if upos == "VERB" else "n"
+    senses = resources.wordnet.synsets(word, pos=pos)
+    return bool(senses) and senses[0].lexname() == lexname
+
+
+_PEOPLE_PRONOUNS = frozenset(
+    [
+        "i",
+        "me",
+        "we",
+        "us",
+        "you",
+        "he",
+        "him",
+        "she",
+        "her",
+        "they",
+        "them",
+        "someone",
+        "everyone",
+        "anyone",
+        "nobody",
+    ]
+)
+
+
+def _holder_is_sentient(resources: Resources, token: Any) -> bool | None:
+    """Who an adjective describes: a person (True), a thing (False), or unknown (None)."""
+    if token.dep_ == "amod":
+        holder = token.head
+    elif token.dep_ in ("acomp", "attr", "oprd", "ROOT"):
+        verb = token.head if token.dep_ != "ROOT" else token
+        holder = next((c for c in verb.children if c.dep_ in ("nsubj", "nsubjpass")), None)
+        if holder is None:
+            return None
+    else:
+        return None
+    if holder.lower_ in _PEOPLE_PRONOUNS or holder.ent_type_ in ("PERSON", "NORP"):
+        return True
+    if holder.tag_ in ("NN", "NNS"):
+        senses = resources.wordnet.synsets(holder.lemma_.lower(), pos="n")
+        return bool(senses) and senses[0].lexname() in ("noun.person", "noun.group")
+    return None
+
+
+def _describes_feeling(resources: Resources, word: str) -> bool:
+    """An adjective for how someone feels ("afraid", "furious", "thrilled"), not for what a
+    thing is like ("awful", "disappointing", "delicious"): WordNet ties it to a feeling."""
+    if word.endswith("ing"):
+        return False
+    for synset in resources.wordnet.synsets(word, pos="a") + resources.wordnet.synsets(word):
+        for lemma in synset.lemmas():
+            for related in lemma.derivationally_related_forms():
+                if related.synset().lexname() in ("noun.feeling", "verb.emotion"):
+                    return True
+        if synset.lexname() == "verb.emotion":
+            return True
+    return False
+
+
+def _fits_holder(resources: Resources, token: Any, replacement: str) -> bool:
+    """A feeling adjective needs someone to feel it ("a broken screen" is not "an afraid
+    screen"); a person is not "thrilling" about something."""
+    if TAG_TO_UPOS.get(token.tag_) != "ADJ":
+        return True
+    sentient = _holder_is_sentient(resources, token)
+    word = replacement.lower()
+    if sentient is False and _describes_feeling(resources, word):
+        return False
+    if (
+        sentient is True
+        and token.dep_ != "amod"
+        and _describes_feeling(resources, token.lower_)
+        and not _describes_feeling(resources, word)
+    ):
+        return False  # "I'm so angry" -> "I'm so nasty" says who I am, not how I feel
+    return not (sentient is True and token.dep_ != "amod" and word.endswith("ing"))
+
+
+_EMOTION_LEXNAMES = {"VERB": "verb.emotion", "NOUN": "noun.feeling"}
+# Parts of speech whose words are swapped. Adverbs are degree words or sentence adverbs
+# ("pretty slow", "Sadly,"), and verb swaps rarely keep the sentence's sense ("wish me
+# luck" -> "desire me luck"): read on the graded set, they were nearly all bad.
+_SWAPPABLE = frozenset({"ADJ", "NOUN"})
+# Evaluative words with a common non-evaluative sense ("if you're free", "sure").
+_POLYSEMOUS = frozenset(
+    [
+        "free",
+        "fine",
+        "well",
+        "right",
+        "sure",
+        "clear",
+        "fair",
+        "pretty",
+        "okay",
+        "ok",
+        "like",
+        "kind",
+        "mean",
+        "cool",
+        "hot",
+        "sick",
+    ]
+)
+# WordNet relations close enough that a swap keeps the sentence's sense (antonyms included:
+# "terrified" -> "thrilled" is a rewrite toward joy); otherwise GloVe must put them this close.
+_CLOSE_RELATIONS = frozenset({"synonym", "similar", "antonym"})
+_MIN_GLOVE_SIMILARITY = 0.5
+
+
+def _related(resources: Resources, original: str, candidate: Any) -> bool:
+    if candidate.sources & _CLOSE_RELATIONS:
+        return True
+    glove = resources.glove
+    return glove.similarity(original, candidate.lemma) >= _MIN_GLOVE_SIMILARITY
+
+
+# VADER's direction for each target (surprise has none: the lexicon decides alone).
+_VADER_DIRECTION = {"joy": 1.0, "surprise": 0.0, "anger": -1.0, "fear": -1.0, "sadness": -1.0}
+
+
+def _stronger(ctx: RewriteContext, original: str, candidate: str) -> bool:
+    """For intensification: the candidate is more of the target than the original, by
+    VADER's intensity in the target's direction, and the lexicon still files it under the
+    target ("annoyed" -> "furious", not "annoyed" -> "racist")."""
+    lexicon = ctx.resources.lexicon
+    row = lexicon.scores.get(candidate)
+    if row is None or lexicon.labels[int(max(range(len(row)), key=lambda i: row[i]))] != ctx.target:
+        return False
+    direction = _VADER_DIRECTION[ctx.target]
+    if direction == 0:
+        return lexicon.association(candidate, ctx.target) > lexicon.association(
+            original, ctx.target
+        )
+    vader = ctx.resources.vader
+    return direction * (vader.get(candidate, 0.0) - vader.get(original, 0.0)) >= 0.3
+
+
+def _flips_facts(resources: Resources, original: str, candidate: str) -> bool:
+    """An antonym of a word that describes things ("clean" -> "dirty", "good" -> "bad")
+    changes what the sentence says, not how it feels; an antonym of a feeling
+    ("terrified" -> "thrilled") is the rewrite the writer asked for."""
+    vader = resources.vader
+    flipped = vader.get(original, 0.0) * vader.get(candidate, 0.0) < 0
+    return flipped and not _describes_feeling(resources, original)
+
+
+def _governs_preposition(token: Any) -> bool:
+    """An adjective or verb that takes its own preposition ("tired of", "proud of",
+    "interested in"): a swap would need the preposition changed too, which we never do."""
+    return TAG_TO_UPOS.get(token.tag_) in ("ADJ", "VERB") and any(
+        child.dep_ == "prep" and child.i == token.i + 1 for child in token.children
+    )
+
+
+def _negated(token: Any) -> bool:
+    """Under a negation ("not happy", "don't like"): a swap there reads backwards."""
+    return any(child.dep_ == "neg" for child in (*token.children, *token.head.children))
+
+
+def _positions(ctx: RewriteContext) -> list[_Position]:
+    occlusion = ctx.occlusion
+    lexicon = ctx.resources.lexicon
+    vader = ctx.resources.vader
+    labels = list(ctx.emotion_labels)
+    t = labels.index(ctx.target)
+    current = _current_emotion(ctx)
+    intensify = current == ctx.target
+    other = (
+        current
+        if not intensify
+        else max(
+            (label for label in labels if label != ctx.target),
+            key=lambda label: ctx.score.emotion.probabilities[label],
+        )
+    )
+    d = labels.index(other)
+    word_at = {start: w for w, (start, _) in enumerate(occlusion.words)}
+    found: list[_Position] = []
+    for k, doc in enumerate(ctx.docs):
+        offset = occlusion.segments[k][0]
+        for token in doc:
+            if not editable(doc, token) or _negated(token):
+                continue
+            word = token.lower_
+            if TAG_TO_UPOS[token.tag_] not in _SWAPPABLE or word in _POLYSEMOUS:
+                continue
+            if not affective(ctx.resources, word, TAG_TO_UPOS[token.tag_]) and not affective(
+                ctx.resources, token.lemma_.lower(), TAG_TO_UPOS[token.tag_]
+            ):
+                continue
+            w = word_at.get(offset + token.idx)
+            drop_d = float(occlusion.emotion_drop[w, d]) if w is not None else 0.0
+            drop_t = float(occlusion.emotion_drop[w, t]) if w is not None else 0.0
+            affect = max(
+                abs(drop_t if intensify else drop_d),
+                max((abs(v) for v in lexicon.scores.get(word, ())), default=0.0),
+                0.25 * abs(vader.get(word, 0.0)),
+            )
+            if affect < ctx.budget.min_affect:
+                continue
+            if intensify:
+                leverage = drop_t + lexicon.association(word, ctx.target)
+            else:
+                leverage = (drop_d - drop_t) + (
+                    lexicon.association(word, other) - lexicon.association(word, ctx.target)
+                )
+            found.append(_Position(k, token, leverage))
+    found.sort(key=lambda p: -p.leverage)
+    return found
+
+
+def _slot(token: Any) -> Slot:
+    upos = TAG_TO_UPOS[token.tag_]
+    return Slot(
+        word=token.lower_,
+        lemma=token.lemma_.lower(),
+        upos=upos,
+        tag=token.tag_,
+        accepts=frozenset({(upos, token.tag_)}),
+    )
+
+
+def _hedge(token: Any) -> tuple[int, int] | None:
+    """The sentence span of a hedge right before `token` ("a bit" in "a bit tired")."""
+    for child in token.children:
+        if child.dep_ not in ("advmod", "npadvmod", "amod") or child.i >= token.i:
+            continue
+        span = child.doc[child.left_edge.i : child.right_edge.i + 1]
+        if span.text.lower() in HEDGES and child.right_edge.i == token.i - 1:
+            return span.start_char, span.end_char
+    return None
+
+
+def _edits_at(ctx: RewriteContext, position: _Position) -> list[Rewrite]:
+    token = position.token
+    doc = ctx.docs[position.segment]
+    offset = ctx.occlusion.segments[position.segment][0]
+    start, end = token.idx, token.idx + len(token.text)
+    swaps = generate(
+        ctx.resources, doc.text, start, end, _slot(token), ctx.target
+    )  # offsets within the sentence
+    intensify = _current_emotion(ctx) == ctx.target
+    if intensify:
+        swaps = [c for c in swaps if _stronger(ctx, token.lower_, c.replacement.lower())]
+    elif ctx.budget.require_support:
+        swaps = [c for c in swaps if c.support > 0]
+    upos = TAG_TO_UPOS[token.tag_]
+    swaps = [
+        c
+        for c in swaps
+        if _related(ctx.resources, token.lower_, c)
+        and _fits_holder(ctx.resources, token, c.replacement)
+        and not _flips_facts(ctx.resources, token.lower_, c.replacement.lower())
+        and not _governs_preposition(token)
+        and (
+            affective(ctx.resources, c.replacement.lower(), upos)
+            or affective(ctx.resources, c.lemma, upos)
+        )
+    ]
+    out = [
+        Rewrite(
+            position.segment,
+            doc,
+            Edit(start, end, c.replacement),
+            offset,
+            "word",
+            set(c.sources),
+            c.support,
+        )
+        for c in swaps
+    ]
+    hedge = _hedge(token)
+    if hedge is not None:
+        # Drop the hedge and keep the word, or drop it and take the strongest swaps.
+        phrase = [Rewrite(position.segment, doc, Edit(hedge[0], end, token.text), offset, "phrase")]
+        phrase += [
+            Rewrite(
+                position.segment,
+                doc,
+                Edit(hedge[0], end, r.edit.replacement),
+                offset,
+                "phrase",
+                r.sources,
+                r.support,
+            )
+            for r in out[:3]
+        ]
+        out = phrase + out
+    elif (
+        _current_emotion(ctx) == ctx.target
+        and token.tag_ == "JJ"
+        and token.dep_ == "acomp"
+        and not any(child.dep_ == "advmod" for child in token.children)
+    ):
+        out += [
+            Rewrite(
+                position.segment,
+                doc,
+                Edit(start, end, f"{adverb} {token.text}"),
+                offset,
+                "phrase",
+                {"intensifier"},
+            )
+            for adverb in INTENSIFIERS
+        ]
+    return out
+
+
+# Which way a sentence adverb of each target points; it must not contradict the sentence
+# ("Happily, the soup was bland" reads as sarcasm, not joy).
+_ADVERB_VALENCE = {"joy": 1, "surprise": 0, "anger": -1, "fear": -1, "sadness": -1}
+
+
+def _says_it_already(ctx: RewriteContext, doc: Any) -> bool:
+    """The sentence already names the target ("I was annoyed"): an adverb would repeat it."""
+    lexicon = ctx.resources.lexicon
+    return any(
+        lexicon.association(t.lower_, ctx.target) >= 0.5
+        and affective(ctx.resources, t.lower_, TAG_TO_UPOS.get(t.tag_, "ADJ"))
+        for t in doc
+        if t.is_alpha
+    )
+
+
+def _contradicts(ctx: RewriteContext, doc: Any) -> bool:
+    direction = _ADVERB_VALENCE[ctx.target]
+    if direction == 0:
+        return False
+    vader = ctx.resources.vader
+    valence = sum(vader.get(t.lower_, 0.0) for t in doc if not _negated(t))
+    return direction * valence <= -1.0
+
+
+def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
+    """Sentence-adverb openings for the declarative sentences of the text, heaviest first."""
+    order = sorted(
+        range(len(ctx.docs)), key=lambda k: -ctx.occlusion.segment_weight[k]
+    )  # the sentence that weighs most in the text moves it most
+    out: list[Rewrite] = []
+    for k in order:
+        doc = ctx.docs[k]
+        if not _declarative(doc) or _says_it_already(ctx, doc) or _contradicts(ctx, doc):
+            continue
+        first = doc[0]
+        opening = first.text
+        keep_case = (
+            first.tag_ in ("NNP", "NNPS")
+            or first.text == "I"
+            or first.ent_type_ in _NAME_ENTITIES
+            or (len(first.text) > 1 and first.text.isupper())
+        )
+        if not keep_case:
+            opening = opening[:1].lower() + opening[1:]
+        for adverb in SENTENCE_ADVERBS[ctx.target]:
+            out.append(
+                Rewrite(
+                    k,
+                    doc,
+                    Edit(0, len(first.text), f"{adverb}, {opening}"),
+                    ctx.occlusion.segments[k][0],
+                    "sentence_adverb",
+                    {"sentence_adverb"},
+                )
+            )
+    return out
+
+
+def _declarative(doc: Any) -> bool:
+    """A statement with a subject: not a question, an imperative or a fragment."""
+    if len(doc) < 3 or doc.text.rstrip().endswith("?"):
+        return False
+    root = next((t for t in doc if t.dep_ == "ROOT"), None)
+    if root is None or not any(c.dep_ in ("nsubj", "nsubjpass", "expl") for c in root.children):
+        return False
+    first = doc[0]
+    return (
+        first.tag_ not in _NO_ADVERB_BEFORE
+        and first.is_alpha
+        and first.lemma_.lower() not in _NO_ADVERB_LEMMAS
+    )

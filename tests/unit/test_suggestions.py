@@ -1,0 +1,182 @@
+"""Suggestions with the real parts: the shipped model, WordNet, GloVe, VADER, the lexicon and
+spaCy's parser. No fakes: these are the resources the worker loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from models.recommend import Recommender, Resources
+from models.recommend.context_fit import ContextFit, Pair
+from models.recommend.grammar import Edit, Grammar, editable, structure_kept
+from models.recommend.resources import ResourceError
+
+MODEL = Path(__file__).resolve().parents[2] / "models" / "weights"
+
+
+@pytest.fixture(scope="module")
+def grammar() -> Grammar:
+    return Grammar.load()
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from models.loading import load_scorer
+
+    return load_scorer(MODEL, device="cpu", precision="fp32", torch_threads=1)
+
+
+@pytest.fixture(scope="module")
+def recommender(scorer, grammar: Grammar) -> Recommender:
+    return Recommender(scorer, Resources.load(), grammar=grammar)
+
+
+def _kept(grammar: Grammar, sentence: str, word: str, replacement: str) -> bool:
+    start = sentence.index(word)
+    edit = Edit(start, start + len(word), replacement)
+    before, after = grammar.parse([sentence, edit.apply(sentence)])
+    return structure_kept(before, after, edit)
+
+
+# The issue's nonsense rewrites are refused by the parse; real rewrites pass it.
+@pytest.mark.parametrize(
+    ("sentence", "word", "replacement", "kept"),
+    [
+        ("The package arrived two days late", "two", "aggressive", False),
+        ("Thanks for your patience while we fixed the login problem.", "problem", "good", False),
+        ("Please review the attached report before the meeting.", "Please", "Worry", False),
+        ("The meeting was moved to Thursday afternoon.", "The", "Unexpectedly, the", True),
+        ("They had decent pastries and good coffee.", "decent", "delicious", True),
+        ("I was terrified when the dog barked at my kids.", "terrified", "thrilled", True),
+        ("I was a bit annoyed by the delay.", "a bit annoyed", "furious", False),  # "by"
+    ],
+)
+def test_a_rewrite_must_keep_the_parse_of_the_sentence(
+    grammar: Grammar, sentence: str, word: str, replacement: str, kept: bool
+) -> None:
+    assert _kept(grammar, sentence, word, replacement) is kept
+
+
+def test_protected_tokens_are_never_editable(grammar: Grammar) -> None:
+    doc = grammar.parse(
+        ["Check https://x.example.com/a with @bob and #happy at Google on 5 May, they love it."]
+    )[0]
+    allowed = {t.text for t in doc if editable(doc, t)}
+    for protected in ("https://x.example.com/a", "@bob", "happy", "Google", "5", "May", "they"):
+        assert protected not in allowed
+    assert "love" in allowed
+
+
+def test_context_fit_sees_a_word_that_does_not_belong(scorer) -> None:
+    fit = ContextFit.for_scorer(scorer)
+    sentence = "I was terrified when the dog barked at my kids."
+    start, end = 6, 15
+
+    def pair(word: str) -> Pair:
+        return Pair(
+            sentence,
+            sentence[:start] + word + sentence[end:],
+            (start, end),
+            (start, start + len(word)),
+        )
+
+    thrilled, kitchen, aggressive = fit.scores([pair("thrilled"), pair("kitchen"), pair("slowly")])
+    assert thrilled.span > kitchen.span and thrilled.span > aggressive.span
+
+
+# Sentences of the issue whose top suggestions used to be nonsense.
+ISSUE_SENTENCES = [
+    ("The package arrived two days late", "anger"),
+    ("Thanks for your patience while we fixed the login problem.", "joy"),
+    ("The meeting was moved to Thursday afternoon.", "surprise"),
+    ("Please review the attached report before the meeting.", "fear"),
+    ("I finally finished the marathon after six months of training.", "joy"),
+]
+
+
+def test_every_suggestion_is_grammatical_raises_the_target_and_edits_no_protected_word(
+    recommender: Recommender, scorer, grammar: Grammar
+) -> None:
+    texts = [t for t, _ in ISSUE_SENTENCES] + [
+        "I'm so angry that the landlord kept our deposit.",
+        "I felt a little nervous before my driving test.",
+        "Follow @CityNewsDesk and #Dune at https://example.org/live for 5 updates.",
+    ]
+    targets = [g for _, g in ISSUE_SENTENCES] + ["anger", "fear", "joy"]
+    scores = scorer.score(texts)
+    results = recommender.suggest(texts, scores, targets)
+    for text, target, score, found in zip(texts, targets, scores, results, strict=True):
+        orjson.dumps([s.to_dict() for s in found])  # plain JSON types
+        for s in found:
+            assert text[s.start : s.end] == s.original and s.target == target
+            assert s.delta >= 0
+            after = s.apply(text)
+            edit = Edit(s.start, s.end, s.replacement)
+            before_doc, after_doc = grammar.parse([text, after])
+            assert structure_kept(before_doc, after_doc, edit), after
+            edited = [t for t in before_doc if s.start <= t.idx < s.end]
+            # A sentence adverb re-cases the first word; nothing else is touched.
+            if s.kind != "sentence_adverb":
+                assert all(
+                    editable(before_doc, t) or t.dep_ in ("det", "advmod", "npadvmod", "amod")
+                    for t in edited
+                )
+            assert not any(
+                t.like_num or t.like_url or t.tag_ in ("NNP", "PRP")
+                for t in edited
+                if s.kind != "sentence_adverb"
+            )
+            new_score = scorer.score([after])[0]
+            assert (
+                new_score.emotion.probabilities[target]
+                >= score.emotion.probabilities[target] - 1e-3
+            )
+    by_text = dict(zip(texts, results, strict=True))
+    # The issue's nonsense is gone ...
+    bad = {"aggressive", "good", "wondered", "Worry"}
+    assert not any(s.replacement in bad for found in results for s in found)
+    # ... and real rewrites are found: an intensification and a hedge dropped.
+    assert "furious" in {s.replacement for s in by_text[texts[5]]}
+    assert any(s.kind == "phrase" for s in by_text[texts[6]])
+    # Nothing inside the mention, hashtag or URL.
+    protected = texts[7]
+    for s in by_text[protected]:
+        assert s.kind == "sentence_adverb" or protected[s.start : s.end] not in (
+            "@CityNewsDesk",
+            "#Dune",
+        )
+
+
+def test_requested_suggestions_that_cannot_run_stop_the_worker_start(monkeypatch, scorer) -> None:
+    from models.recommend import resources
+    from stream.config import Settings
+    from stream.errors import ConfigError
+    from stream.factory import recommendation_step
+
+    def missing(*_: object, **__: object) -> Resources:
+        raise ResourceError("WordNet is missing: apt-get install wordnet-base")
+
+    monkeypatch.setattr(resources.Resources, "load", classmethod(missing))
+    with pytest.raises(ConfigError, match="wordnet-base"):
+        recommendation_step(Settings(suggestions="requested"), scorer)
+    assert recommendation_step(Settings(suggestions="off", attribution=False), scorer) is None
+
+
+def test_valence_score_gives_the_workers_suggestions(scorer, tmp_path: Path) -> None:
+    """`valence score --file` and the worker's step produce the same suggestions."""
+    from stream.cli.offline import score_lines
+    from stream.config import Settings
+    from stream.factory import recommendation_step
+
+    settings = Settings(model_path=MODEL, torch_threads=1)
+    line = orjson.dumps(
+        {"text": "I'm so angry that the landlord kept our deposit.", "target_emotion": "anger"}
+    ).decode()
+    [record] = list(score_lines(settings, [line]))
+    step = recommendation_step(settings, scorer)
+    assert step is not None
+    text = "I'm so angry that the landlord kept our deposit."
+    [extra] = step([text], scorer.score([text]), ["anger"])
+    assert record["suggestions"] == extra["suggestions"] and record["suggestions"]
