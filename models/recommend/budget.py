@@ -21,10 +21,11 @@ class Budget:
     # of an emotion the text already has (P 0.95 -> 0.99 is +1.6 in log-odds).
     min_logit_gain: float = 0.3
     saturated: float = 0.97  # P(target) past which an intensification need only not lower it
-    min_fit: float = 0.56  # least context fit of a word swap (context_fit.Fit.span)
+    min_fit: float = 0.6  # least context fit of a word swap (context_fit.Fit.span)
     min_validation: float = 0.93  # least Zhou validation score (rest of the sentence kept)
     require_support: bool = True  # lexicon/VADER must agree with the model (word swaps)
     support_weight: float = 0.1  # score = gain + w_s x support + w_f x fit
     fit_weight: float = 0.3
     adverb_weight: float = 0.6  # a sentence adverb's gain counts this much in the ranking
+    inserted_adverb_weight: float = 0.8  # ... an adverb inserted before the main verb
     min_affect: float = 0.3  # affect a word needs to be changed (logit drop/lexicon/VADER/4)

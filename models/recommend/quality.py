@@ -130,6 +130,7 @@ class Outcome:
     target: str
     rewritten: str | None = None
     kind: str | None = None  # word, phrase, sentence_adverb (valence); word (baseline)
+    sources: list[str] | None = None
     reparse_ok: bool | None = None
     delta_valence: float | None = None  # change of P(target), Valence's model, whole text
     delta_independent: float | None = None  # change of P(target), the TF-IDF classifier
@@ -201,6 +202,7 @@ def graded_evaluation(
             if method == "valence" and found:
                 top = found[0]
                 outcome.kind = top.kind
+                outcome.sources = list(top.sources)
                 outcome.rewritten = top.apply(row["text"])
                 edit = Edit(top.start, top.end, top.replacement)
             elif method == "wordnet_synonym" and swap is not None:
@@ -262,6 +264,7 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     read = [o for o in suggested if o.grade in ("good", "weak", "bad")]
     inside = [o for o in read if o.kind in IN_SENTENCE]
     adverbs = [o for o in suggested if o.kind == "sentence_adverb"]
+    inserted = [o for o in suggested if "verb_adverb" in (o.sources or [])]
     rises = [o for o in suggested if (o.delta_valence or 0.0) > 0]
     independent = [o for o in suggested if (o.delta_independent or 0.0) > 0]
     return {
@@ -276,6 +279,9 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "in_sentence_suggestions": sum(o.kind in IN_SENTENCE for o in suggested),
         "good_among_in_sentence": _share(sum(o.grade == "good" for o in inside), len(inside)),
         "sentence_adverb_share": _share(len(adverbs), len(suggested)),
+        # The same stance adverbs placed before the main verb ("was unexpectedly moved"):
+        # in the sentence, but the same tool, so reported on their own too.
+        "verb_adverb_share": _share(len(inserted), len(suggested)),
         "p_target_rises": _share(len(rises), len(suggested)),
         "independent_classifier_rises": _share(len(independent), len(suggested)),
         "reparse_agreement": _share(sum(bool(o.reparse_ok) for o in suggested), len(suggested)),
@@ -302,6 +308,7 @@ def render(report: dict[str, Any]) -> str:
     keys = [
         "coverage", "good_rate", "weak_rate", "bad_rate", "good_among_suggested",
         "in_sentence_suggestions", "good_among_in_sentence", "sentence_adverb_share",
+        "verb_adverb_share",
         "p_target_rises", "independent_classifier_rises", "reparse_agreement",
         "median_words_changed", "median_delta_valence",
     ]  # fmt: skip

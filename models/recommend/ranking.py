@@ -286,7 +286,7 @@ class Recommender:
         return delta >= budget.min_gain and logit_gain >= budget.min_logit_gain
 
     def _prelim(self, checked: _Checked) -> float:
-        weight = self.budget.adverb_weight if checked.rewrite.kind == "sentence_adverb" else 1.0
+        weight = _weight(self.budget, checked.rewrite)
         gain = min(checked.logit_gain, _GAIN_CAP) / _GAIN_CAP
         return weight * gain + self.budget.support_weight * checked.rewrite.support
 
@@ -304,8 +304,7 @@ class Recommender:
         for c, fit in zip(grammatical, fits, strict=True):
             if fit.validation < budget.min_validation:
                 continue
-            insertion = c.rewrite.kind == "sentence_adverb"
-            if not insertion and fit.span < budget.min_fit:
+            if not c.rewrite.inserts and fit.span < budget.min_fit:
                 continue
             out.setdefault(c.plan.index, []).append(self._suggestion(c, fit))
         for suggestions in out.values():
@@ -317,9 +316,8 @@ class Recommender:
     def _suggestion(self, c: _Checked, fit: Fit) -> Suggestion:
         budget = self.budget
         rewrite = c.rewrite
-        insertion = rewrite.kind == "sentence_adverb"
-        similarity = fit.validation if insertion else fit.span
-        weight = budget.adverb_weight if insertion else 1.0
+        similarity = fit.validation if rewrite.inserts else fit.span
+        weight = _weight(budget, rewrite)
         base = c.plan.score.emotion.probabilities[c.plan.target]
         return Suggestion(
             start=rewrite.start,
@@ -337,6 +335,14 @@ class Recommender:
             + budget.support_weight * rewrite.support
             + budget.fit_weight * similarity,
         )
+
+
+def _weight(budget: Budget, rewrite: Rewrite) -> float:
+    """How much a rewrite's gain counts in the ranking: an inserted stance adverb is a
+    generic tool, so an edit of the writer's own words wins when both move the text."""
+    if rewrite.kind == "sentence_adverb":
+        return budget.adverb_weight
+    return budget.inserted_adverb_weight if rewrite.inserts else 1.0
 
 
 def _pair(rewrite: Rewrite) -> Pair:

@@ -7,8 +7,8 @@ emotion, how much of it they carry). Three kinds of rewrite:
 
 - `word`: the word swapped for a candidate with the same fine-grained tag (candidates.py).
 - `phrase`: a hedge around an emotion word dropped, with the word kept or strengthened
-  ("a bit tired" -> "tired" / "exhausted"); or, when the target is already the text's
-  emotion, a predicative adjective intensified ("happy" -> "really happy").
+  ("a bit tired" -> "tired" / "exhausted"); or a stance adverb placed after the first
+  auxiliary of a plain statement ("The meeting was unexpectedly moved").
 - `sentence_adverb`: an adverb carrying the target opens a declarative sentence
   ("Sadly, the concert was cancelled."), never a question or an imperative.
 
@@ -36,11 +36,19 @@ SENTENCE_ADVERBS: dict[str, tuple[str, ...]] = {
     "fear": ("Worryingly", "Alarmingly", "Ominously"),
     "sadness": ("Sadly", "Unfortunately", "Regrettably"),
 }
+# The same stance, placed after the first auxiliary ("was unexpectedly moved"); "happily"
+# there would read as the manner of the verb.
+VERB_ADVERBS: dict[str, tuple[str, ...]] = {
+    "joy": ("thankfully", "fortunately"),
+    "surprise": ("unexpectedly", "surprisingly"),
+    "anger": ("annoyingly", "frustratingly"),
+    "fear": ("worryingly", "alarmingly"),
+    "sadness": ("sadly", "unfortunately"),
+}
 # Hedges that soften an emotion word; dropping one strengthens it.
 HEDGES = frozenset(
     {"a bit", "a little", "a little bit", "slightly", "somewhat", "kind of", "sort of", "rather"}
 )
-INTENSIFIERS = ("really", "truly")
 # Entities whose first word keeps its capital after an adverb ("Sadly, Mill Road ...");
 # dates and numbers do not ("Worryingly, last night ...").
 _NAME_ENTITIES = frozenset(
@@ -75,6 +83,7 @@ class Rewrite:
     kind: str
     sources: set[str] = field(default_factory=set)
     support: float = 0.0
+    inserts: bool = False  # adds a word and replaces none (its fit is the validation score)
 
     @property
     def start(self) -> int:
@@ -104,7 +113,7 @@ def propose(ctx: RewriteContext) -> list[Rewrite]:
     """Rewrites of the text within the budget: sentence adverbs first (at most two), then
     word and phrase edits round-robin over the best positions, each list best first."""
     budget = ctx.budget
-    adverbs = _sentence_adverbs(ctx)[:2]
+    adverbs = _verb_adverbs(ctx)[:2] + _sentence_adverbs(ctx)[:2]
     per_position: list[list[Rewrite]] = []
     for position in _positions(ctx)[: budget.max_positions]:
         found = _edits_at(ctx, position)
@@ -182,18 +191,18 @@ def _holder_is_sentient(resources: Resources, token: Any) -> bool | None:
     return None
 
 
-def _describes_feeling(resources: Resources, word: str) -> bool:
+def _describes_feeling(resources: Resources, word: str, *, first_sense: bool = False) -> bool:
     """An adjective for how someone feels ("afraid", "furious", "thrilled"), not for what a
     thing is like ("awful", "disappointing", "delicious"): WordNet ties it to a feeling."""
     if word.endswith("ing"):
         return False
-    for synset in resources.wordnet.synsets(word, pos="a") + resources.wordnet.synsets(word):
+    senses = resources.wordnet.synsets(word, pos="a")  # adjectives and satellites
+    # `first_sense`: only the most frequent one ("still" is not "stillness" of feeling).
+    for synset in senses[:1] if first_sense else senses:
         for lemma in synset.lemmas():
             for related in lemma.derivationally_related_forms():
                 if related.synset().lexname() in ("noun.feeling", "verb.emotion"):
                     return True
-        if synset.lexname() == "verb.emotion":
-            return True
     return False
 
 
@@ -259,13 +268,21 @@ def _related(resources: Resources, original: str, candidate: Any) -> bool:
 _VADER_DIRECTION = {"joy": 1.0, "surprise": 0.0, "anger": -1.0, "fear": -1.0, "sadness": -1.0}
 
 
+def _filed_under(ctx: RewriteContext, word: str) -> bool:
+    """The lexicon files the word under the target ("upsetting" is sadness, not anger)."""
+    lexicon = ctx.resources.lexicon
+    row = lexicon.scores.get(word)
+    if row is None:
+        return False
+    return lexicon.labels[int(max(range(len(row)), key=lambda i: row[i]))] == ctx.target
+
+
 def _stronger(ctx: RewriteContext, original: str, candidate: str) -> bool:
     """For intensification: the candidate is more of the target than the original, by
     VADER's intensity in the target's direction, and the lexicon still files it under the
     target ("annoyed" -> "furious", not "annoyed" -> "racist")."""
     lexicon = ctx.resources.lexicon
-    row = lexicon.scores.get(candidate)
-    if row is None or lexicon.labels[int(max(range(len(row)), key=lambda i: row[i]))] != ctx.target:
+    if not _filed_under(ctx, candidate):
         return False
     direction = _VADER_DIRECTION[ctx.target]
     if direction == 0:
@@ -384,7 +401,7 @@ def _edits_at(ctx: RewriteContext, position: _Position) -> list[Rewrite]:
     if intensify:
         swaps = [c for c in swaps if _stronger(ctx, token.lower_, c.replacement.lower())]
     elif ctx.budget.require_support:
-        swaps = [c for c in swaps if c.support > 0]
+        swaps = [c for c in swaps if c.support > 0 and _filed_under(ctx, c.replacement.lower())]
     upos = TAG_TO_UPOS[token.tag_]
     swaps = [
         c
@@ -427,23 +444,6 @@ def _edits_at(ctx: RewriteContext, position: _Position) -> list[Rewrite]:
             for r in out[:3]
         ]
         out = phrase + out
-    elif (
-        _current_emotion(ctx) == ctx.target
-        and token.tag_ == "JJ"
-        and token.dep_ == "acomp"
-        and not any(child.dep_ == "advmod" for child in token.children)
-    ):
-        out += [
-            Rewrite(
-                position.segment,
-                doc,
-                Edit(start, end, f"{adverb} {token.text}"),
-                offset,
-                "phrase",
-                {"intensifier"},
-            )
-            for adverb in INTENSIFIERS
-        ]
     return out
 
 
@@ -452,24 +452,97 @@ def _edits_at(ctx: RewriteContext, position: _Position) -> list[Rewrite]:
 _ADVERB_VALENCE = {"joy": 1, "surprise": 0, "anger": -1, "fear": -1, "sadness": -1}
 
 
-def _says_it_already(ctx: RewriteContext, doc: Any) -> bool:
-    """The sentence already names the target ("I was annoyed"): an adverb would repeat it."""
-    lexicon = ctx.resources.lexicon
+def _carries_affect(ctx: RewriteContext, doc: Any) -> bool:
+    """The sentence names a feeling of its own ("sorry", "afraid", "pleasantly surprised",
+    "frustrated"): an adverb would repeat it or argue with it. Evaluative words that are not
+    feelings ("won", "late", "best") leave room for one."""
+    resources = ctx.resources
     return any(
-        lexicon.association(t.lower_, ctx.target) >= 0.5
-        and affective(ctx.resources, t.lower_, TAG_TO_UPOS.get(t.tag_, "ADJ"))
+        t.lower_ in _FEELINGS
+        or (
+            t.tag_ in ("JJ", "JJR", "JJS", "VBN")
+            and _describes_feeling(resources, t.lower_, first_sense=True)
+        )
+        or (t.tag_.startswith("VB") and affective(resources, t.lemma_.lower(), "VERB"))
         for t in doc
-        if t.is_alpha
+        if t.is_alpha and t.lower_ not in _POLYSEMOUS
     )
 
 
-def _contradicts(ctx: RewriteContext, doc: Any) -> bool:
+# Feeling words WordNet does not tie to a feeling noun or emotion verb.
+_FEELINGS = frozenset(
+    ["sorry", "afraid", "proud", "bland", "unfortunately", "sadly", "luckily", "hopefully"]
+)
+
+
+def _contradicts(ctx: RewriteContext, k: int) -> bool:
+    """The model reads the sentence the other way ("Sadly, ... should finally open")."""
     direction = _ADVERB_VALENCE[ctx.target]
-    if direction == 0:
+    segments = ctx.score.segments
+    if direction == 0 or k >= len(segments):
         return False
-    vader = ctx.resources.vader
-    valence = sum(vader.get(t.lower_, 0.0) for t in doc if not _negated(t))
-    return direction * valence <= -1.0
+    probabilities = segments[k].sentiment.probabilities
+    lean = probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0)
+    return direction * lean < -0.3
+
+
+_REPORTING = frozenset({"say", "warn", "announce", "report", "tell", "claim", "explain", "ask"})
+
+
+def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
+    if not _declarative(doc) or _carries_affect(ctx, doc) or _contradicts(ctx, k):
+        return False
+    if ctx.target == "surprise":
+        # "Unexpectedly, I start on Monday" / "Unexpectedly, astronomers say": surprise is
+        # about the event, not the writer's own plans or someone's report of it.
+        root = next(t for t in doc if t.dep_ == "ROOT")
+        subject = next((c for c in root.children if c.dep_.startswith("nsubj")), None)
+        if root.lemma_.lower() in _REPORTING or (
+            subject is not None and subject.lower_ in ("i", "we")
+        ):
+            return False
+    return True
+
+
+def _verb_adverbs(ctx: RewriteContext) -> list[Rewrite]:
+    """A stance adverb between the auxiliary and the main verb ("The meeting was
+    unexpectedly moved", "The mugs have sadly sold out"): inside the sentence, where a
+    writer often puts it."""
+    out: list[Rewrite] = []
+    for k, doc in enumerate(ctx.docs):
+        if not _fits_an_adverb(ctx, doc, k):
+            continue
+        root = next(t for t in doc if t.dep_ == "ROOT")
+        if not root.tag_.startswith("VB") or _negated(root):
+            continue
+        if affective(ctx.resources, root.lower_, "VERB") or _describes_feeling(
+            ctx.resources, root.lower_
+        ):
+            continue  # "was sadly annoyed" reads as the manner of a feeling
+        auxes = [c for c in root.children if c.dep_ in ("aux", "auxpass") and c.i < root.i]
+        if not auxes or auxes[-1].i != root.i - 1:
+            continue
+        # After the first auxiliary: "will sadly be closed", "was unexpectedly moved".
+        first = min(auxes, key=lambda t: t.i)
+        if first.lower_ in ("to", "do", "does", "did") or first.i + 1 >= len(doc):
+            continue
+        after = doc[first.i + 1]
+        if after.dep_ not in ("aux", "auxpass") and after.i != root.i:
+            continue
+        start, end = after.idx, after.idx + len(after.text)
+        for adverb in VERB_ADVERBS[ctx.target]:
+            out.append(
+                Rewrite(
+                    k,
+                    doc,
+                    Edit(start, end, f"{adverb} {after.text}"),
+                    ctx.occlusion.segments[k][0],
+                    "phrase",
+                    {"verb_adverb"},
+                    inserts=True,
+                )
+            )
+    return out
 
 
 def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
@@ -480,7 +553,7 @@ def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
     out: list[Rewrite] = []
     for k in order:
         doc = ctx.docs[k]
-        if not _declarative(doc) or _says_it_already(ctx, doc) or _contradicts(ctx, doc):
+        if not _fits_an_adverb(ctx, doc, k):
             continue
         first = doc[0]
         opening = first.text
@@ -501,6 +574,7 @@ def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
                     ctx.occlusion.segments[k][0],
                     "sentence_adverb",
                     {"sentence_adverb"},
+                    inserts=True,
                 )
             )
     return out
