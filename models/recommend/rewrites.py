@@ -461,7 +461,13 @@ def _carries_affect(ctx: RewriteContext, doc: Any) -> bool:
         t.lower_ in _FEELINGS
         or (
             t.tag_ in ("JJ", "JJR", "JJS", "VBN")
-            and _describes_feeling(resources, t.lower_, first_sense=True)
+            and (
+                _describes_feeling(resources, t.lower_, first_sense=True)
+                or (
+                    abs(resources.vader.get(t.lower_, 0.0)) >= 1.0
+                    and max(resources.lexicon.scores.get(t.lower_, (0.0,))) >= 0.5
+                )
+            )
         )
         or (t.tag_.startswith("VB") and affective(resources, t.lemma_.lower(), "VERB"))
         for t in doc
@@ -486,6 +492,7 @@ def _contradicts(ctx: RewriteContext, k: int) -> bool:
     return direction * lean < -0.3
 
 
+_PERCEIVING = frozenset({"expect", "spot", "see", "notice", "hear", "show"})
 _REPORTING = frozenset({"say", "warn", "announce", "report", "tell", "claim", "explain", "ask"})
 
 
@@ -519,6 +526,8 @@ def _verb_adverbs(ctx: RewriteContext) -> list[Rewrite]:
             ctx.resources, root.lower_
         ):
             continue  # "was sadly annoyed" reads as the manner of a feeling
+        if root.lemma_.lower() in _REPORTING | _PERCEIVING:
+            continue  # "is alarmingly expected", "was fortunately spotted"
         auxes = [c for c in root.children if c.dep_ in ("aux", "auxpass") and c.i < root.i]
         if not auxes or auxes[-1].i != root.i - 1:
             continue
