@@ -180,3 +180,22 @@ def test_valence_score_gives_the_workers_suggestions(scorer, tmp_path: Path) -> 
     text = "I'm so angry that the landlord kept our deposit."
     [extra] = step([text], scorer.score([text]), ["anger"])
     assert record["suggestions"] == extra["suggestions"] and record["suggestions"]
+
+
+def test_events_without_a_target_cost_no_parse_and_no_model_call(recommender: Recommender) -> None:
+    from models.recommend.service import StreamStep
+
+    step = StreamStep(recommender, mode="requested")
+    texts = ["The meeting was moved to Thursday afternoon.", "I am so happy today."]
+    parsed, calls, fit_rows = (
+        recommender.grammar.parsed,
+        recommender.access.calls,
+        recommender.fit.rows,
+    )
+    extras = step(texts, recommender.scorer.score(texts), [None, None])
+    assert extras == [{}, {}]
+    assert recommender.grammar.parsed == parsed
+    assert recommender.access.calls == calls and recommender.fit.rows == fit_rows
+    # With a target the same step parses and calls the model.
+    step(texts[:1], recommender.scorer.score(texts[:1]), ["surprise"])
+    assert recommender.grammar.parsed > parsed and recommender.access.calls > calls
