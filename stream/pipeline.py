@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from models.base import ModelInfo
 from schemas.events import DeadLetterReason, EditorEvent
 from stream.batching import Batch, MicroBatcher, batch_policy, estimate_tokens
-from stream.codec import dead_letter, dead_letter_headers, decode_event, encode, scored_event
+from stream.codec import dead_letter_record, decode_event, encode, record_size, scored_event
 from stream.config import Settings
-from stream.errors import DecodeError
+from stream.errors import DecodeError, DeliveryFailed
 from stream.metrics import ValenceMetrics
 from stream.publishing import Delivery, Sink
 from stream.scoring import BatchScorer, ScoredText
@@ -46,6 +46,23 @@ class Source:
     ack: Ack
 
 
+# aiokafka's default request limit, used where the broker's limits were not read.
+DEFAULT_MAX_REQUEST_BYTES = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLimits:
+    """The largest record each topic takes: the smaller of the producer's request limit
+    and the topic's `max.message.bytes` (read from the broker at start)."""
+
+    output_max_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    dead_letter_max_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+
+def _where(source: Source) -> tuple[str, int, int]:
+    return source.topic, source.partition, source.offset
+
+
 @dataclass(frozen=True, slots=True)
 class Received:
     event: EditorEvent
@@ -63,8 +80,10 @@ class ScoringPipeline:
         sink: Sink,
         metrics: ValenceMetrics,
         on_fatal: Callable[[BaseException], Awaitable[None]],
+        limits: RecordLimits | None = None,
     ):
         self.settings = settings
+        self.limits = limits or RecordLimits()
         self.scorer = scorer
         self.sink = sink
         self.metrics = metrics
@@ -75,6 +94,15 @@ class ScoringPipeline:
         )
         self.delivery = Delivery(on_fatal)
         self._on_fatal = on_fatal
+        self.in_flight = 0  # events submitted and not yet acknowledged
+        self.last_progress = time.monotonic()  # last acknowledgement (or the start)
+        metrics.last_progress.set_to_current_time()
+
+    def _progressed(self, events: int) -> None:
+        self.in_flight -= events
+        self.metrics.events_in_flight.dec(events)
+        self.last_progress = time.monotonic()
+        self.metrics.last_progress.set_to_current_time()
 
     # --- bytes -> event ------------------------------------------------------------------
     async def submit(self, raw: bytes | None, source: Source) -> None:
@@ -84,6 +112,7 @@ class ScoringPipeline:
         """
         self.metrics.events_in.labels(source.topic).inc()
         self.metrics.events_in_flight.inc()
+        self.in_flight += 1
         try:
             event = decode_event(
                 raw,
@@ -92,6 +121,12 @@ class ScoringPipeline:
             )
         except DecodeError as exc:
             await self._dead_letter(raw, source, exc.reason, exc.detail, exc.event_id)
+            return
+        except Exception as exc:  # a decoder bug must not stop the partition: the event goes
+            log.exception("unexpected error decoding %s[%d]@%d", *_where(source))
+            await self._dead_letter(
+                raw, source, DeadLetterReason.INVALID_EVENT, f"unexpected {exc!r}", None
+            )
             return
         received = Received(
             event=event,
@@ -138,14 +173,28 @@ class ScoringPipeline:
         for item, result in zip(items, results, strict=True):
             self.metrics.queue_duration.observe(max(0.0, started_mono - item.received_mono))
             if isinstance(result, Exception):
-                await self._dead_letter_event(item, result)
+                await self._dead_letter_event(item, DeadLetterReason.SCORING_FAILED, repr(result))
                 continue
-            payload = self._scored(item, result, batch, started_mono, inference_s, scored_at)
-            futures.append(
-                await self.sink.send(
-                    self.settings.output_topic, item.event.doc_id.encode(), encode(payload)
+            key = item.event.doc_id.encode()
+            try:
+                value = encode(
+                    self._scored(item, result, batch, started_mono, inference_s, scored_at)
                 )
-            )
+            except Exception as exc:  # this event's output cannot be written: its fault alone
+                await self._dead_letter_event(
+                    item, DeadLetterReason.SCORING_FAILED, f"output not encodable: {exc!r}"
+                )
+                continue
+            size = record_size(key, value, None)
+            if size > self.limits.output_max_bytes:
+                await self._dead_letter_event(
+                    item,
+                    DeadLetterReason.OUTPUT_TOO_LARGE,
+                    f"scored event is {size} bytes, the output topic takes "
+                    f"{self.limits.output_max_bytes}",
+                )
+                continue
+            futures.append(await self.sink.send(self.settings.output_topic, key, value))
             scored.append(item)
 
         async def delivered() -> None:
@@ -155,10 +204,13 @@ class ScoringPipeline:
                 latency = (now - item.event.produced_at).total_seconds()
                 self.metrics.end_to_end_latency.observe(max(0.0, latency))
             self.metrics.events_out.labels(self.settings.output_topic).inc(len(scored))
-            self.metrics.events_in_flight.dec(len(scored))
+            self._progressed(len(scored))
             await self.batcher.release(len(items))
 
-        await self.delivery.track(futures, delivered)
+        await self.delivery.track(
+            futures, delivered, f"publishing {len(futures)} scored events to "
+            f"{self.settings.output_topic}"
+        )  # fmt: skip
 
     def _scored(
         self,
@@ -182,16 +234,12 @@ class ScoringPipeline:
         )
 
     # --- dead letters ------------------------------------------------------------------------
-    async def _dead_letter_event(self, item: Received, error: Exception) -> None:
+    async def _dead_letter_event(
+        self, item: Received, reason: DeadLetterReason, detail: str
+    ) -> None:
         # The raw bytes are gone once decoded: re-encode the validated event (same content).
         raw = encode(item.event.model_dump(mode="json"))
-        await self._dead_letter(
-            raw,
-            item.source,
-            DeadLetterReason.SCORING_FAILED,
-            repr(error),
-            item.event.event_id,
-        )
+        await self._dead_letter(raw, item.source, reason, detail, item.event.event_id)
 
     async def _dead_letter(
         self,
@@ -209,27 +257,32 @@ class ScoringPipeline:
             reason.value,
             detail,
         )
-        letter = dead_letter(
-            raw,
-            reason,
-            detail,
-            topic=source.topic,
-            partition=source.partition,
-            offset=source.offset,
-            timestamp_ms=source.timestamp_ms,
-            key=source.key,
-            event_id=event_id,
+        what = (
+            f"dead-lettering {source.topic}[{source.partition}]@{source.offset} ({reason.value}) "
+            f"to {self.settings.dead_letter_topic}"
         )
-        future = await self.sink.send(
-            self.settings.dead_letter_topic,
-            source.key,
-            encode(letter),
-            dead_letter_headers(reason, detail, source.topic, source.partition, source.offset),
-        )
+        try:
+            record = dead_letter_record(
+                raw,
+                reason,
+                detail,
+                topic=source.topic,
+                partition=source.partition,
+                offset=source.offset,
+                timestamp_ms=source.timestamp_ms,
+                key=source.key,
+                event_id=event_id,
+                max_bytes=self.limits.dead_letter_max_bytes,
+            )
+            future = await self.sink.send(
+                self.settings.dead_letter_topic, record.key, record.value, record.headers
+            )
+        except Exception as exc:  # nowhere to put the event: stop rather than skip it
+            raise DeliveryFailed(f"{what} failed: {exc!r}") from exc
 
         async def delivered() -> None:
             await source.ack()
             self.metrics.events_dead_lettered.labels(reason.value).inc()
-            self.metrics.events_in_flight.dec()
+            self._progressed(1)
 
-        await self.delivery.track([future], delivered)
+        await self.delivery.track([future], delivered, what)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from stream.config import Settings
+from stream.errors import ValenceError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,50 @@ def create_topics(
 ) -> list[str]:
     """Blocking `ensure_topics`, for the CLI and for code outside an event loop."""
     return asyncio.run(ensure_topics(settings, topics, timeout_s))
+
+
+class TopicMissing(ValenceError):
+    """A topic the worker must write to does not exist (and it was not asked to create it)."""
+
+
+async def max_message_bytes(settings: Settings, topics: Sequence[str]) -> dict[str, int | None]:
+    """Each topic's `max.message.bytes` as the broker enforces it (the topic's own value or
+    the broker default); None where the broker would not say (e.g. not authorised).
+
+    Raises `TopicMissing` for a topic that does not exist.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+        **settings.kafka_client_options(),
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        for topic in topics:
+            if topic not in existing:
+                raise TopicMissing(f"topic {topic!r} does not exist")
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})
+            for topic in topics
+        ]
+        limits: dict[str, int | None] = dict.fromkeys(topics)
+        for response in await admin.describe_configs(resources):
+            for code, message, _type, name, entries, *_ in response.resources:
+                if code != 0:
+                    log.warning("cannot read the configuration of topic %s: %s", name, message)
+                    continue
+                for entry in entries:
+                    if entry[0] == "max.message.bytes" and entry[1] is not None:
+                        limits[name] = int(entry[1])
+        return limits
+    finally:
+        await admin.close()
+
+
+def read_message_limits(settings: Settings, topics: Sequence[str]) -> dict[str, int | None]:
+    """Blocking `max_message_bytes`."""
+    return asyncio.run(max_message_bytes(settings, topics))
 
 
 async def _create(

@@ -3,26 +3,32 @@
 The model is warmed up *before* the consumer joins its group, so a new worker never holds
 partitions it cannot serve yet. faust's Worker owns SIGTERM/SIGINT: it stops the app,
 which stops fetching, waits until every taken event is published and acknowledged,
-commits, and exits.
+commits, and exits. `stream.lifecycle` bounds that stop and turns a fatal error into a stop
+with a non-zero exit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 import faust
 from mode.types.signals import BaseSignalT
+from mode.utils.futures import maybe_cancel
 
 from stream.app import ValenceApp, create_app
 from stream.batching import batch_policy
 from stream.config import Settings
 from stream.consumer_metrics import REFRESH_INTERVAL_S, ConsumerMetrics
+from stream.errors import ValenceError
 from stream.factory import load_configured_scorer
 from stream.http import HttpServer, build_http_app
+from stream.lifecycle import EXIT_FAILURE
 from stream.metrics import ValenceMetrics
-from stream.topics import create_topics
+from stream.pipeline import DEFAULT_MAX_REQUEST_BYTES, RecordLimits
+from stream.topics import TopicMissing, create_topics, read_message_limits
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +41,58 @@ def readiness(app: ValenceApp) -> tuple[bool, dict[str, Any]]:
     model_ready = app.metrics.model_ready._value.get() == 1
     # faust's generation id is 0 until the first assignment (Kafka's start at 1).
     joined = app.consumer_generation_id > 0 and not app.rebalancing
+    stopping = app.lifecycle.stopping
     return (
-        model_ready and joined,
+        model_ready and joined and not stopping,
         {
             "model_ready": model_ready,
             "rebalancing": app.rebalancing,
+            "stopping": stopping,
             "assigned_partitions": assigned,
         },
     )
+
+
+def liveness(app: ValenceApp, consumer: ConsumerMetrics) -> tuple[bool, dict[str, Any]]:
+    """Failing once the worker failed, or when it has work and made no progress for
+    `stall_timeout_s` (a stuck event, a hung model call, a delivery that never completes)."""
+    pipeline = app.pipeline
+    since_progress_s = time.monotonic() - pipeline.last_progress
+    has_work = pipeline.in_flight > 0 or consumer.total_lag > 0
+    stalled = has_work and since_progress_s > app.settings.stall_timeout_s
+    failure = app.lifecycle.failure
+    return (
+        failure is None and not stalled,
+        {
+            "failure": failure,
+            "stalled": stalled,
+            "seconds_since_progress": round(since_progress_s, 1),
+            "events_in_flight": pipeline.in_flight,
+            "consumer_lag": consumer.total_lag,
+        },
+    )
+
+
+class ValenceWorker(faust.Worker):
+    """faust's Worker, with every stop bounded in time and a way to stop on failure."""
+
+    def __init__(self, app: ValenceApp, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.lifecycle = app.lifecycle
+        app.lifecycle.request_stop = self.stop_on_failure
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        self.lifecycle.begin_stop()  # SIGTERM/SIGINT: the deadline starts now
+        super()._schedule_shutdown(signal)
+
+    def stop_on_failure(self) -> None:
+        if not self._signal_stop_time:  # not already stopping on a signal
+            self._signal_stop_time = self.loop.time()
+            self._signal_stop_future = asyncio.ensure_future(self._stop_after_failure())
+
+    async def _stop_after_failure(self) -> None:
+        await self.stop()
+        maybe_cancel(self._starting_fut)
 
 
 def build_worker_app(settings: Settings) -> ValenceApp:
@@ -60,21 +110,23 @@ def build_worker_app(settings: Settings) -> ValenceApp:
         scorer.info.device,
         time.monotonic() - started,
     )
-    create_topics(
-        settings,
-        {
-            settings.input_topic: settings.topic_partitions,
-            settings.output_topic: settings.topic_partitions,
-            settings.dead_letter_topic: 1,
-        },
-    )
-    app = create_app(settings, scorer, metrics)
-    server = HttpServer(
-        build_http_app(metrics, lambda: readiness(app)), settings.http_host, settings.http_port
-    )
-
+    if settings.create_topics:
+        create_topics(
+            settings,
+            {
+                settings.input_topic: settings.topic_partitions,
+                settings.output_topic: settings.topic_partitions,
+                settings.dead_letter_topic: 1,
+            },
+        )
+    app = create_app(settings, scorer, metrics, record_limits(settings))
     consumer_metrics = ConsumerMetrics(metrics, device=scorer.info.device)
     app.sensors.add(consumer_metrics)
+    server = HttpServer(
+        build_http_app(metrics, lambda: readiness(app), lambda: liveness(app, consumer_metrics)),
+        settings.http_host,
+        settings.http_port,
+    )
 
     @app.timer(REFRESH_INTERVAL_S)
     async def refresh_consumer_metrics() -> None:
@@ -92,12 +144,44 @@ def build_worker_app(settings: Settings) -> ValenceApp:
     return app
 
 
+def record_limits(settings: Settings) -> RecordLimits:
+    """The largest output and dead-letter records the broker takes (each topic's
+    `max.message.bytes`); aiokafka's default where the broker would not say."""
+    topics = [settings.output_topic, settings.dead_letter_topic]
+    try:
+        limits = read_message_limits(settings, topics)
+    except TopicMissing as exc:
+        raise TopicMissing(
+            f"{exc}: create it, or let the worker create it (VALENCE_CREATE_TOPICS=true)"
+        ) from None
+    default = DEFAULT_MAX_REQUEST_BYTES
+    result = RecordLimits(
+        output_max_bytes=limits[settings.output_topic] or default,
+        dead_letter_max_bytes=limits[settings.dead_letter_topic] or default,
+    )
+    log.info(
+        "record limits: output %d bytes, dead letters %d bytes",
+        result.output_max_bytes,
+        result.dead_letter_max_bytes,
+    )
+    return result
+
+
 def run_worker(settings: Settings) -> int:
+    """Run until stopped; the exit status is 0 after a clean stop, non-zero after a failure."""
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     log.info("configuration: %s", settings.masked())
-    app = build_worker_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
-    worker.execute_from_commandline()
-    return 0
+    try:
+        app = build_worker_app(settings)
+    except ValenceError as exc:
+        log.critical("valence worker cannot start: %s", exc)
+        return EXIT_FAILURE
+    worker = ValenceWorker(app, loglevel=settings.log_level.lower(), quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        if exit_.code not in (None, 0):
+            return int(exit_.code) if isinstance(exit_.code, int) else EXIT_FAILURE
+    return app.lifecycle.exit_code
