@@ -273,11 +273,14 @@ def dead_letter_record(
         if record_size(record_key, value, headers) <= max_bytes:
             return DeadLetterRecord(record_key, value, headers, truncated=False)
         room = max_bytes - record_size(record_key, encode(letter(keep_bytes=0)), headers)
-        # base64 turns every 3 bytes into 4 characters (plain ASCII in JSON: no escaping).
+        # base64 turns every 3 bytes into 4 characters (plain ASCII in JSON: no escaping);
+        # the record's length varints may grow by a few bytes with it: shrink until it fits.
         keep = (room // 4) * 3
-        if keep >= 0:
+        while keep >= 0:
             value = encode(letter(keep_bytes=keep))
-            return DeadLetterRecord(record_key, value, headers, truncated=True)
+            if record_size(record_key, value, headers) <= max_bytes:
+                return DeadLetterRecord(record_key, value, headers, truncated=True)
+            keep -= 3
     raise DeadLetterTooLarge(
         f"a dead letter of {topic}[{partition}]@{offset} does not fit {max_bytes} bytes "
         "even without its original"

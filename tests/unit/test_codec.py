@@ -116,3 +116,24 @@ def test_dead_letter_that_cannot_fit_at_all_is_an_error() -> None:
             event_id=None,
             max_bytes=300,
         )
+
+
+@pytest.mark.parametrize("limit", [1_048_588, 1_048_576, *range(16_384, 16_392), 2_097_200])
+def test_dead_letter_record_fits_across_varint_boundaries(limit: int) -> None:
+    """Record length varints grow at 2**7, 2**14, 2**21 bytes: a prefix sized from an empty
+    letter must still fit after it (a 1-byte overshoot once stopped the worker)."""
+    raw = b"a" * 2_000_000
+    for key in (None, b"doc-big"):
+        record = dead_letter_record(
+            raw,
+            DeadLetterReason.TEXT_TOO_LONG,
+            "text has too many characters",
+            topic="in",
+            partition=1,
+            offset=20,
+            timestamp_ms=1,
+            key=key,
+            event_id="big-1",
+            max_bytes=limit,
+        )
+        assert limit - 8 <= record_size(record.key, record.value, record.headers) <= limit
