@@ -5,10 +5,10 @@ batches into published records. Every input ends in exactly one of: a scored eve
 dead letter, or no acknowledgement at all (the worker stopped; it will be redelivered).
 
 Delivery semantics (at-least-once): an input is acknowledged to faust only after its
-output record (or its dead letter) is acknowledged by the broker; faust commits the
-highest offset below which every input is acknowledged, every `commit_interval_s` and on
-a clean stop. A crash replays everything after the last commit: consumers dedupe on
-`event_id`.
+output record (or its dead letter) is acknowledged by the broker, and only after every
+earlier input of its partition was (`OrderedAcks`); faust commits the highest acknowledged
+offset every `commit_interval_s` and on a clean stop. A crash replays everything after the
+last commit: consumers dedupe on `event_id`.
 """
 
 from __future__ import annotations
@@ -44,6 +44,41 @@ class Source:
     timestamp_ms: int | None
     key: bytes | None
     ack: Ack
+
+
+class OrderedAcks:
+    """Acknowledges each partition's inputs in offset order, whatever order they finish in.
+
+    faust commits past a gap of one unacknowledged offset (faust-streaming 0.15.3,
+    `Consumer._new_offset` compares `min(acked) - committed > 1`, and skips the check when
+    nothing was committed yet), so an event whose output failed could be committed without
+    ever being published. Acknowledging in order means faust never sees a gap.
+    """
+
+    def __init__(self) -> None:
+        # per partition, in offset order: each taken input and whether it is delivered
+        self._pending: dict[tuple[str, int], dict[int, tuple[Source, bool]]] = {}
+
+    def taken(self, source: Source) -> None:
+        self._pending.setdefault((source.topic, source.partition), {})[source.offset] = (
+            source,
+            False,
+        )
+
+    async def done(self, source: Source) -> None:
+        """`source` is delivered: acknowledge it and every delivered one after it, once
+        every earlier one of its partition is delivered."""
+        pending = self._pending.get((source.topic, source.partition))
+        if pending is None or source.offset not in pending:
+            await source.ack()  # not taken through this tracker
+            return
+        pending[source.offset] = (source, True)
+        while pending:
+            offset, (first, delivered) = next(iter(pending.items()))
+            if not delivered:
+                break
+            del pending[offset]
+            await first.ack()
 
 
 # aiokafka's default request limit, used where the broker's limits were not read.
@@ -94,6 +129,7 @@ class ScoringPipeline:
         )
         self.delivery = Delivery(on_fatal)
         self._on_fatal = on_fatal
+        self.acks = OrderedAcks()
         self.in_flight = 0  # events submitted and not yet acknowledged
         self.last_progress = time.monotonic()  # last acknowledgement (or the start)
         metrics.last_progress.set_to_current_time()
@@ -113,6 +149,7 @@ class ScoringPipeline:
         self.metrics.events_in.labels(source.topic).inc()
         self.metrics.events_in_flight.inc()
         self.in_flight += 1
+        self.acks.taken(source)
         try:
             event = decode_event(
                 raw,
@@ -200,7 +237,7 @@ class ScoringPipeline:
         async def delivered() -> None:
             now = datetime.now(UTC)
             for item in scored:
-                await item.source.ack()
+                await self.acks.done(item.source)
                 latency = (now - item.event.produced_at).total_seconds()
                 self.metrics.end_to_end_latency.observe(max(0.0, latency))
             self.metrics.events_out.labels(self.settings.output_topic).inc(len(scored))
@@ -281,7 +318,7 @@ class ScoringPipeline:
             raise DeliveryFailed(f"{what} failed: {exc!r}") from exc
 
         async def delivered() -> None:
-            await source.ack()
+            await self.acks.done(source)
             self.metrics.events_dead_lettered.labels(reason.value).inc()
             self._progressed(1)
 

@@ -265,8 +265,15 @@ def test_broken_model_exits_non_zero_with_nothing_committed(
         worker.stop()
     assert code != 0
     assert "valence worker stopping (exit 1): ModelError" in worker.log_text()
-    assert committed_offsets(settings) == {}, "nothing was scored, so nothing is committed"
     assert read_to_end(settings, settings.output_topic) == []
+    # A lone failing event is the event's fault until failures keep coming (scoring.py):
+    # a few may be dead-lettered before the model is declared broken, never all of them.
+    letters = [r["value"]["source"] for r in read_to_end(settings, settings.dead_letter_topic)]
+    assert len(letters) < 8
+    lettered = {(source["partition"], source["offset"]) for source in letters}
+    for partition, committed in committed_offsets(settings).items():
+        unpublished = [o for o in range(committed) if (partition, o) not in lettered]
+        assert not unpublished, f"committed past unpublished {partition}@{unpublished}"
     # Nothing lost: a worker with a sound model scores every event afterwards.
     sound = WorkerProcess(settings, tmp_path / "sound.log").start()
     try:

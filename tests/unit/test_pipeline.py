@@ -25,7 +25,7 @@ from stream.codec import record_size
 from stream.config import Settings
 from stream.errors import DeliveryFailed, ModelError
 from stream.metrics import ValenceMetrics
-from stream.pipeline import RecordLimits, ScoringPipeline, Source
+from stream.pipeline import OrderedAcks, RecordLimits, ScoringPipeline, Source
 from stream.scoring import BatchScorer
 
 SCHEMA = json.loads(schema_path("dead_letter").read_text())
@@ -331,3 +331,30 @@ def test_output_over_the_topic_limit_is_dead_lettered() -> None:
     (letter,) = sink.values("valence.dead-letter")
     assert letter["reason"] == "output_too_large" and letter["event_id"] == "e0"
     jsonschema.validate(letter, SCHEMA)
+
+
+def test_inputs_are_acknowledged_in_offset_order_per_partition() -> None:
+    """An input whose delivery is still pending holds back the acknowledgement of later
+    inputs of its partition (faust would otherwise commit past it), not of others."""
+
+    async def scenario() -> None:
+        acked: list[tuple[int, int]] = []
+        acks = OrderedAcks()
+
+        def source(partition: int, offset: int) -> Source:
+            async def ack() -> None:
+                acked.append((partition, offset))
+
+            return Source("in", partition, offset, None, None, ack)
+
+        sources = {(p, o): source(p, o) for p in (0, 1) for o in (10, 11, 12)}
+        for item in sources.values():
+            acks.taken(item)
+        await acks.done(sources[0, 11])
+        await acks.done(sources[0, 12])
+        await acks.done(sources[1, 10])
+        assert acked == [(1, 10)], "partition 0 waits for offset 10"
+        await acks.done(sources[0, 10])
+        assert acked == [(1, 10), (0, 10), (0, 11), (0, 12)]
+
+    asyncio.run(scenario())
