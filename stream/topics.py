@@ -12,9 +12,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from stream.config import Settings
 from stream.errors import ValenceError
@@ -28,8 +29,9 @@ async def ensure_topics(
     """Create the missing topics; return the names created (idempotent).
 
     Existing topics are left as they are (a smaller partition count is only logged).
-    Returns once the metadata names a leader for every partition of every named topic
-    (clients may still see a brief, retried NOT_LEADER while the broker loads them).
+    Returns once the metadata names a leader for every partition of every named topic,
+    and for topics created here, once each partition's leader answers for it (a producer
+    sending earlier gets NOT_LEADER and prints its retries).
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
@@ -42,6 +44,8 @@ async def ensure_topics(
         missing = {n: p for n, p in names_and_partitions.items() if n not in existing}
         created = await _create(admin, missing, settings.topic_replication)
         await _wait_for_leaders(admin, names_and_partitions, timeout_s)
+        if created:
+            await _wait_until_served(settings, created, timeout_s)
         return created
     finally:
         await admin.close()
@@ -128,6 +132,35 @@ async def _wait_for_leaders(
             raise TimeoutError(f"topics {sorted(wanted)} have no leaders after {timeout_s:g}s")
         await asyncio.sleep(0.2)
         described = await admin.describe_topics(list(wanted))
+
+
+async def _wait_until_served(settings: Settings, topics: Sequence[str], timeout_s: float) -> None:
+    """Until every partition's leader answers a ListOffsets request for it."""
+    deadline = time.monotonic() + timeout_s
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the metadata of every topic
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in consumer.partitions_for_topic(topic) or ()
+        ]
+        while True:
+            try:
+                await consumer.end_offsets(partitions)
+                return
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
 
 
 def _has_leaders(topic: dict[str, Any]) -> bool:
