@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import signal
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from tests.integration.workers import (
     isolated_settings,
     read_to_end,
     set_topic_config,
+    wait_for_ids,
 )
 
 FAULTY_WORKER = ("-m", "tests.integration.faulty_worker")
@@ -57,29 +57,6 @@ def _valid(count: int, prefix: str, doc_id: str | None = None) -> list[dict[str,
 
 def _ids(events: list[dict[str, Any]]) -> set[str]:
     return {event["event_id"] for event in events}
-
-
-def _wait_for(
-    settings: Settings,
-    expected: set[str],
-    worker: WorkerProcess | None = None,
-    timeout_s: float = 240.0,
-) -> tuple[Counter[str], list[dict[str, Any]]]:
-    """Poll both topics until every expected id is in one of them; fails early when the
-    worker (expected to carry on) exits."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        outputs = read_to_end(settings, settings.output_topic)
-        scored = Counter(r["value"]["event_id"] for r in outputs)
-        letters = [r["value"] for r in read_to_end(settings, settings.dead_letter_topic)]
-        arrived = set(scored) | {letter["event_id"] for letter in letters}
-        if expected <= arrived:
-            return scored, letters
-        if worker is not None:
-            worker.assert_alive()
-        missing = expected - arrived
-        assert time.monotonic() < deadline, f"{len(missing)} never arrived: {sorted(missing)[:5]}"
-        time.sleep(1.0)
 
 
 def _input_records(settings: Settings) -> list[dict[str, Any]]:
@@ -142,7 +119,7 @@ def test_oversized_event_mid_stream_is_dead_lettered_and_its_partition_moves_on(
     before, after = _valid(20, "before", "doc-big"), _valid(20, "after", "doc-big")
     big = editor_event("x" * 900_000, doc_id="doc-big", event_id="big-1")
     asyncio.run(send_events(settings, [*before, big, *after]))
-    scored, letters = _wait_for(settings, _ids(before) | _ids(after) | {"big-1"}, worker)
+    scored, letters = wait_for_ids(settings, _ids(before) | _ids(after) | {"big-1"}, worker)
     assert set(scored) == _ids(before) | _ids(after)
     (letter,) = letters
     assert (letter["event_id"], letter["reason"]) == ("big-1", "text_too_long")
@@ -203,7 +180,7 @@ def test_hostile_events_mid_stream_are_dead_lettered_with_their_reason(
         stream += [raw, valid[len(stream) % 30]]
     stream += valid[10:]
     asyncio.run(send_events(settings, stream))
-    _wait_for(settings, _ids(valid) | _ids(odd), worker)
+    wait_for_ids(settings, _ids(valid) | _ids(odd), worker)
     deadline = time.monotonic() + 60
     while len(letters := read_to_end(settings, settings.dead_letter_topic)) < len(HOSTILE):
         assert time.monotonic() < deadline, f"{len(letters)} of {len(HOSTILE)} dead letters"
@@ -226,7 +203,7 @@ def test_model_failure_on_one_event_of_a_batch_dead_letters_it_alone(
     try:
         worker.start().wait_ready()
         asyncio.run(send_events(settings, events))
-        scored, letters = _wait_for(settings, _ids(events), worker)
+        scored, letters = wait_for_ids(settings, _ids(events), worker)
         assert set(scored) == _ids(events) - {"m-31"}
         assert [(letter["event_id"], letter["reason"]) for letter in letters] == [
             ("m-31", "scoring_failed")
@@ -278,7 +255,7 @@ def test_broken_model_exits_non_zero_with_nothing_committed(
     sound = WorkerProcess(settings, tmp_path / "sound.log").start()
     try:
         sound.wait_ready()
-        _wait_for(settings, _ids(events), sound)
+        wait_for_ids(settings, _ids(events), sound)
     finally:
         sound.stop()
 
@@ -296,7 +273,7 @@ def test_refused_record_stops_the_worker_with_nothing_committed_past_it(
     try:
         worker.wait_ready()
         asyncio.run(send_events(settings, first))
-        _wait_for(settings, _ids(first), worker)
+        wait_for_ids(settings, _ids(first), worker)
         set_topic_config(settings, topic, {"max.message.bytes": "64"})
         poison: dict[str, Any] | bytes = (
             editor_event("refused output", doc_id="doc-r", event_id="refused-1")
@@ -318,7 +295,7 @@ def test_refused_record_stops_the_worker_with_nothing_committed_past_it(
     again = WorkerProcess(settings, tmp_path / "again.log").start()
     try:
         again.wait_ready()
-        _wait_for(settings, {"refused-1"} | _ids(after), again)
+        wait_for_ids(settings, {"refused-1"} | _ids(after), again)
     finally:
         again.stop()
 
@@ -354,14 +331,14 @@ def test_broker_restart_mid_stream_loses_nothing(
     launcher.start(kafka)
     # The worker carries on after the broker is back, or exits non-zero to be restarted.
     try:
-        _, letters = _wait_for(settings, _ids(events), worker, timeout_s=300)
+        _, letters = wait_for_ids(settings, _ids(events), worker, timeout_s=300)
     except AssertionError:
         if worker.process is None or worker.process.poll() in (None, 0):
             raise
         restarted = WorkerProcess(settings, worker.log_path).start()
         try:
             restarted.wait_ready()
-            _, letters = _wait_for(settings, _ids(events), restarted, timeout_s=300)
+            _, letters = wait_for_ids(settings, _ids(events), restarted, timeout_s=300)
         finally:
             restarted.stop()
     assert not letters
@@ -389,7 +366,7 @@ def test_sigterm_while_the_broker_is_down_ends_in_bounded_time(
     second = WorkerProcess(settings, tmp_path / "second.log").start()
     try:
         second.wait_ready()
-        _wait_for(settings, _ids(events), second, timeout_s=300)
+        wait_for_ids(settings, _ids(events), second, timeout_s=300)
     finally:
         second.stop()
 

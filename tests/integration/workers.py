@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,3 +254,26 @@ def set_topic_config(settings: Settings, topic: str, configs: dict[str, str]) ->
             await admin.close()
 
     asyncio.run(alter())
+
+
+def wait_for_ids(
+    settings: Settings,
+    expected: set[str],
+    worker: WorkerProcess | None = None,
+    timeout_s: float = 240.0,
+) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """Poll both topics until every expected id is in one of them; fails early when the
+    worker (expected to carry on) exits."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        outputs = read_to_end(settings, settings.output_topic)
+        scored = Counter(r["value"]["event_id"] for r in outputs)
+        letters = [r["value"] for r in read_to_end(settings, settings.dead_letter_topic)]
+        arrived = set(scored) | {letter["event_id"] for letter in letters}
+        if expected <= arrived:
+            return scored, letters
+        if worker is not None:
+            worker.assert_alive()
+        missing = expected - arrived
+        assert time.monotonic() < deadline, f"{len(missing)} never arrived: {sorted(missing)[:5]}"
+        time.sleep(1.0)
