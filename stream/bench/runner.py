@@ -361,6 +361,10 @@ def bench_command(args: Any, settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if getattr(args, "soak", None):
+        from stream.bench.soak import soak_command
+
+        return soak_command(settings, args.soak)
     options = options_from_args(args, shlex.join(["valence", *sys.argv[1:]]))
     results = run_bench(settings, options)
     summary = results["summary"]
