@@ -58,6 +58,40 @@ def create_topics(
     return asyncio.run(ensure_topics(settings, topics, timeout_s))
 
 
+class BrokerUnreachable(ValenceError):
+    """No bootstrap server accepted a connection with these settings; the message says why
+    (refused, TLS, authentication)."""
+
+
+async def check_connection(settings: Settings, timeout_s: float = 15.0) -> None:
+    """Connect to the bootstrap servers once, as the clients will (TLS, SASL), so that a
+    wrong password or certificate is reported as such, not as a failed bootstrap."""
+    from aiokafka.conn import create_conn
+
+    options = settings.kafka_client_options()
+    errors = []
+    for server in settings.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **options),
+                timeout_s,
+            )
+        except Exception as exc:  # refused, TLS, authentication: all reported below
+            errors.append(f"{server.strip()}: {type(exc).__name__}: {exc}")
+            continue
+        conn.close()
+        return
+    who = (
+        f" as {settings.sasl_username} ({settings.sasl_mechanism})"
+        if settings.security_protocol.startswith("SASL")
+        else ""
+    )
+    raise BrokerUnreachable(
+        f"cannot connect over {settings.security_protocol}{who}: {'; '.join(errors)}"
+    )
+
+
 class TopicMissing(ValenceError):
     """A topic the worker must write to does not exist (and it was not asked to create it)."""
 

@@ -28,7 +28,7 @@ from stream.http import HttpServer, build_http_app
 from stream.lifecycle import EXIT_FAILURE
 from stream.metrics import ValenceMetrics
 from stream.pipeline import DEFAULT_MAX_REQUEST_BYTES, RecordLimits
-from stream.topics import TopicMissing, create_topics, read_message_limits
+from stream.topics import TopicMissing, check_connection, create_topics, read_message_limits
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ def liveness(app: ValenceApp, consumer: ConsumerMetrics) -> tuple[bool, dict[str
     has_work = pipeline.in_flight > 0 or consumer.total_lag > 0
     stalled = has_work and since_progress_s > app.settings.stall_timeout_s
     failure = app.lifecycle.failure
+    if failure is None and app._crashed.is_set():  # faust's own crash path (mode.Service)
+        failure = f"faust app crashed: {app.crash_reason!r}"
     return (
         failure is None and not stalled,
         {
@@ -97,6 +99,8 @@ class ValenceWorker(faust.Worker):
 
 def build_worker_app(settings: Settings) -> ValenceApp:
     """Load and warm the model, create topics, build the app (not started)."""
+    # First, before the model loads: a wrong password or certificate fails in seconds.
+    asyncio.run(check_connection(settings))
     metrics = ValenceMetrics.create()
     started = time.monotonic()
     scorer = load_configured_scorer(settings)

@@ -63,10 +63,18 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
 
     from deploy.kafka import launcher
 
-    action = {"start": launcher.start, "stop": launcher.stop, "status": launcher.status}
-    status = action[args.action](settings)
+    if args.action == "start":
+        status = launcher.start(settings, secure=args.secure)
+    else:
+        status = {"stop": launcher.stop, "status": launcher.status}[args.action](settings)
     state = "running" if status.running else "stopped"
     print(f"kafka {state}: {orjson.dumps(asdict(status), default=str).decode()}")
+    if args.secure and status.running:
+        from deploy.kafka import secure
+
+        print("secure listener (SASL_SSL, SCRAM-SHA-512); clients use:")
+        for name, value in secure.client_settings(settings).items():
+            print(f"  export {name}={value}")
     return 0 if status.running or args.action == "stop" else 3
 
 
@@ -233,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     kafka = add("kafka", cmd_kafka, "Start, stop or inspect the local Apache Kafka broker.")
     kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument(
+        "--secure",
+        action="store_true",
+        help="start: add a SASL_SSL listener on kafka_port+2 (SCRAM-SHA-512 user, TLS "
+        "certificate signed by a local CA) and print the client settings.",
+    )
 
     send = add("send", cmd_send, "Send a text, or a JSONL file of editor events, to the input.")
     send.add_argument("text", nargs="?", help="Text to send as one editor event.")

@@ -21,6 +21,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from pydantic import SecretStr
 
 from stream.cli.client import read_topic
 from stream.config import Settings
@@ -67,6 +68,8 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         env = dict(os.environ)
         for name, value in self.settings.model_dump(exclude_none=True).items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
             env[f"VALENCE_{name.upper()}"] = str(value)
         env["PYTHONUNBUFFERED"] = "1"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
