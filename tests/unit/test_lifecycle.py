@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from stream.app import ValenceApp, create_app
+from stream.config import Settings
 from stream.lifecycle import EXIT_FAILURE, Lifecycle
+from stream.metrics import ValenceMetrics
+from tests.unit.test_pipeline import FakeScorer
 
 
 class Exits:
@@ -52,3 +60,45 @@ def test_a_clean_stop_exits_zero_and_the_watchdog_can_be_cancelled() -> None:
     lifecycle.cancel_watchdog()
     time.sleep(0.4)
     assert exits.codes == [] and lifecycle.exit_code == 0
+
+
+class NeverEmpty:
+    """A consumer whose taken events are never all acknowledged."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    async def wait_empty(self) -> None:
+        self.waits += 1
+        await asyncio.Event().wait()
+
+
+def _app(tmp_path: Path, shutdown_timeout_s: float) -> ValenceApp:
+    settings = Settings(state_dir=tmp_path, shutdown_timeout_s=shutdown_timeout_s)
+    return create_app(settings, FakeScorer(), ValenceMetrics.create(CollectorRegistry()))
+
+
+def test_a_rebalance_or_stop_waits_for_unacknowledged_events_only_so_long(
+    tmp_path: Path,
+) -> None:
+    app = _app(tmp_path, shutdown_timeout_s=0.4)
+    consumer = NeverEmpty()
+
+    async def wait() -> float:
+        started = time.monotonic()
+        await app._consumer_wait_empty(consumer, logging.getLogger("test"))
+        return time.monotonic() - started
+
+    waited = asyncio.run(asyncio.wait_for(wait(), 5))
+    assert consumer.waits == 1 and 0.2 <= waited < 1.0  # half of shutdown_timeout_s
+
+
+def test_after_a_failure_nothing_waits_for_events_that_cannot_be_acknowledged(
+    tmp_path: Path,
+) -> None:
+    app = _app(tmp_path, shutdown_timeout_s=60)
+    app.lifecycle.fail("dead-letter topic refused")
+    app.lifecycle.cancel_watchdog()
+    consumer = NeverEmpty()
+    asyncio.run(asyncio.wait_for(app._consumer_wait_empty(consumer, logging.getLogger("test")), 5))
+    assert consumer.waits == 0
