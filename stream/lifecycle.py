@@ -32,6 +32,7 @@ class Lifecycle:
         self.shutdown_timeout_s = shutdown_timeout_s
         self.failure: str | None = None
         self.stopping = False
+        self.finished = False  # the worker's loop ended: only interpreter exit is left
         self.request_stop: Callable[[], None] | None = None
         self._exit_process = exit_process
         self._watchdog: threading.Timer | None = None
@@ -68,7 +69,9 @@ class Lifecycle:
             self._watchdog.start()
 
     def _deadline_passed(self) -> None:
-        code = EXIT_FAILURE  # a stop that overran may have left events unacknowledged
+        # A stop that overran may have left events unacknowledged, unless only the
+        # interpreter's own exit (joining library threads) was left.
+        code = self.exit_code if self.finished else EXIT_FAILURE
         log.critical(
             "valence worker did not stop within shutdown_timeout_s=%gs (%s); exiting with %d",
             self.shutdown_timeout_s,

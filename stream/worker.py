@@ -188,4 +188,5 @@ def run_worker(settings: Settings) -> int:
     except SystemExit as exit_:
         if exit_.code not in (None, 0):
             return int(exit_.code) if isinstance(exit_.code, int) else EXIT_FAILURE
+    app.lifecycle.finished = True
     return app.lifecycle.exit_code

@@ -102,3 +102,12 @@ def test_after_a_failure_nothing_waits_for_events_that_cannot_be_acknowledged(
     consumer = NeverEmpty()
     asyncio.run(asyncio.wait_for(app._consumer_wait_empty(consumer, logging.getLogger("test")), 5))
     assert consumer.waits == 0
+
+
+def test_a_finished_clean_stop_keeps_exit_zero_if_the_interpreter_is_slow_to_exit() -> None:
+    exits = Exits()
+    lifecycle = Lifecycle(shutdown_timeout_s=0.2, exit_process=exits)
+    lifecycle.begin_stop()
+    lifecycle.finished = True  # the worker's loop ended cleanly; library threads linger
+    assert exits.called.wait(5)
+    assert exits.codes == [0]
