@@ -161,6 +161,7 @@ class DeadLetterReason(StrEnum):
     EMPTY_TEXT = "empty_text"
     TEXT_TOO_LONG = "text_too_long"
     SCORING_FAILED = "scoring_failed"
+    OUTPUT_TOO_LARGE = "output_too_large"
 
 
 class SourceRef(_Contract):
@@ -168,7 +169,9 @@ class SourceRef(_Contract):
     partition: int
     offset: int
     timestamp_ms: int | None = None
-    key_b64: str | None = None
+    key_b64: str | None = Field(
+        None, description="The record key, base64; null when absent or longer than 1 KiB."
+    )
 
 
 class DeadLetter(_Contract):
@@ -183,5 +186,15 @@ class DeadLetter(_Contract):
     error: str = Field(description="Human-readable detail of the reason.")
     event_id: str | None = Field(None, description="The event's id, when it could be read.")
     source: SourceRef
-    original_b64: str = Field(description="The original value bytes, base64.")
+    original_b64: str = Field(
+        description="The original value bytes, base64; only their first bytes when "
+        "original_truncated (the whole value is read back from source topic/partition/offset)."
+    )
+    original_bytes: int = Field(ge=0, description="Size of the whole original value.")
+    original_sha256: str = Field(
+        pattern="^[0-9a-f]{64}$", description="SHA-256 of the whole original value, hex."
+    )
+    original_truncated: bool = Field(
+        description="True when the original did not fit the dead-letter topic's record limit."
+    )
     dead_lettered_at: AwareDatetime

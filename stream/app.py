@@ -15,8 +15,9 @@ import faust
 from models.base import Scorer
 from stream.config import Settings
 from stream.factory import recommendation_step
+from stream.lifecycle import Lifecycle
 from stream.metrics import ValenceMetrics
-from stream.pipeline import ScoringPipeline, Source
+from stream.pipeline import RecordLimits, ScoringPipeline, Source
 from stream.publishing import FaustSink
 from stream.scoring import BatchScorer
 
@@ -30,6 +31,24 @@ class ValenceApp(faust.App):
     metrics: ValenceMetrics
     pipeline: ScoringPipeline
     batch_scorer: BatchScorer
+    lifecycle: Lifecycle
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        """faust waits here, on a stop and when partitions are revoked in a rebalance, until
+        every taken event is acknowledged. Bounded: after a failure nothing more will be
+        acknowledged, and a rebalance must not wait forever on one event either."""
+        if self.lifecycle.failure is not None:
+            logger.info("not waiting for in-flight events: the worker failed")
+            return
+        timeout_s = self.settings.shutdown_timeout_s / 2
+        try:
+            await asyncio.wait_for(super()._consumer_wait_empty(consumer, logger), timeout_s)
+        except TimeoutError:
+            log.warning(
+                "in-flight events not acknowledged within %gs; going on without them "
+                "(uncommitted, so they are read again)",
+                timeout_s,
+            )
 
 
 def _credentials(settings: Settings) -> Any:
@@ -47,9 +66,14 @@ def _credentials(settings: Settings) -> Any:
 
 
 def create_app(
-    settings: Settings, scorer: Scorer, metrics: ValenceMetrics | None = None
+    settings: Settings,
+    scorer: Scorer,
+    metrics: ValenceMetrics | None = None,
+    limits: RecordLimits | None = None,
 ) -> ValenceApp:
-    """The worker's app, with the scoring agent registered. `scorer` is loaded and warm."""
+    """The worker's app, with the scoring agent registered. `scorer` is loaded and warm;
+    `limits` are the output and dead-letter topics' record limits (read from the broker)."""
+    limits = limits or RecordLimits()
     # faust creates its data directory but not its parents.
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = ValenceApp(
@@ -64,6 +88,8 @@ def create_app(
         broker_commit_every=10_000_000,  # commit on the interval only; acks decide what
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # The producer refuses records over this before sending: as large as the topics take.
+        producer_max_request_size=max(limits.output_max_bytes, limits.dead_letter_max_bytes),
         processing_guarantee="at_least_once",
         stream_wait_empty=True,  # on stop: wait until every taken event is acknowledged
         web_enabled=False,  # Valence serves its own /metrics, /health, /ready
@@ -72,6 +98,7 @@ def create_app(
         datadir=str(settings.state_dir / "faust" / "{conf.name}"),  # not the working dir
     )
     app.settings = settings
+    app.lifecycle = Lifecycle(settings.shutdown_timeout_s)
     app.metrics = metrics or ValenceMetrics.create()
     app.batch_scorer = BatchScorer(
         scorer,
@@ -90,11 +117,10 @@ def create_app(
     )
 
     async def on_fatal(exc: BaseException) -> None:
-        log.critical("stopping the worker: %r", exc)
-        await app.crash(exc)
+        app.lifecycle.fail(exc)
 
     app.pipeline = ScoringPipeline(
-        settings, app.batch_scorer, FaustSink(app), app.metrics, on_fatal
+        settings, app.batch_scorer, FaustSink(app), app.metrics, on_fatal, limits
     )
     input_topic = app.topic(
         settings.input_topic,
@@ -109,6 +135,9 @@ def create_app(
         # take()'s `finally:`): the pipeline acknowledges it once its output is delivered.
         manual = cast(faust.Stream, stream).noack()  # the interface StreamT lacks noack()
         runner = asyncio.ensure_future(app.pipeline.run())
+        runner.add_done_callback(lambda done: done.cancelled() or done.exception())  # reported
+        # Every exception is caught here: faust's supervisor would restart the agent silently
+        # and leave the failed event unacknowledged, blocking its partition for good.
         try:
             async for event in manual.events():
                 message = event.message
@@ -127,9 +156,14 @@ def create_app(
                         ack=ack,
                     ),
                 )
+        except Exception as exc:
+            app.lifecycle.fail(f"the scoring agent failed: {exc!r}")
         finally:
-            # Finish what was taken: score, publish and acknowledge it before stopping.
             await app.pipeline.close()
-            await asyncio.shield(runner)
+            if app.lifecycle.failure is None:
+                # Finish what was taken: score, publish and acknowledge it before stopping.
+                await asyncio.shield(runner)
+            else:
+                runner.cancel()
 
     return app

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often acknowledged offsets are committed."
     )
+    create_topics: bool = Field(
+        True,
+        description="Create missing topics at start. Off where the platform manages topics: "
+        "the worker then refuses to start while its output or dead-letter topic is missing.",
+    )
 
     # --- Batching ------------------------------------------------------------------------
     batch_max_events: int = Field(64, ge=1, description="Most events in one model call.")
@@ -146,6 +151,19 @@ class Settings(BaseSettings):
     http_port: int = Field(9464, ge=0, le=65535, description="Port of /metrics, /health, /ready.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
+    )
+    shutdown_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest a stop (SIGTERM, or a fatal error) may take before the process "
+        "exits anyway, non-zero; half of it bounds the wait for in-flight events on a stop or "
+        "a rebalance. Keep it below the orchestrator's grace period.",
+    )
+    stall_timeout_s: float = Field(
+        180.0,
+        gt=0,
+        description="/health fails when the worker has work (events in flight or partitions "
+        "with lag) and acknowledged nothing for this long.",
     )
 
     # --- Gateway (valence gateway: HTTP + WebSocket in front of the topics) -----------------

@@ -61,6 +61,7 @@ class ConsumerMetrics(Sensor):
         self._lag_series: set[tuple[str, str]] = set()
         self._topics: set[str] = set()
         self._last_error = ""
+        self.total_lag = 0  # over this worker's partitions, as of the last refresh
 
     # --- faust hooks ------------------------------------------------------------------------
     # on_rebalance_start runs in the consumer's thread; prometheus_client is thread-safe and
@@ -106,6 +107,8 @@ class ConsumerMetrics(Sensor):
             self.sync_assignment(assigned)
             if assigned:
                 await self._refresh_lag(app, assigned)
+            else:
+                self.total_lag = 0
             self._last_error = ""
         except Exception as exc:  # broker unreachable, consumer stopping, rebalance race
             if repr(exc) != self._last_error:  # once per kind of failure, not every tick
@@ -124,14 +127,16 @@ class ConsumerMetrics(Sensor):
         if never_committed:
             done.update(await consumer.earliest_offsets(*never_committed))
         still_assigned = assignment(app)  # a rebalance may have run during the awaits
+        total = 0
         for tp in partitions:
             end, committed = ends.get(tp), done.get(tp)
             if tp not in still_assigned or end is None or committed is None:
                 continue
-            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                max(end - committed, 0)
-            )
+            lag = max(end - committed, 0)
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
             self._lag_series.add((tp.topic, str(tp.partition)))
+            total += lag
+        self.total_lag = total
 
     def _refresh_gpu(self) -> None:
         if not self.device.startswith("cuda"):

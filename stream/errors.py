@@ -25,3 +25,11 @@ class DecodeError(ValenceError):
 
 class ModelError(ValenceError):
     """The model failed on a whole batch: the worker cannot go on safely."""
+
+
+class DeadLetterTooLarge(ValenceError):
+    """Not even an empty dead letter fits the dead-letter topic's record limit."""
+
+
+class DeliveryFailed(ValenceError):
+    """The broker refused or lost a record Valence had to publish: the worker stops."""

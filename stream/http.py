@@ -1,10 +1,13 @@
 """/metrics, /health and /ready, served from the worker's event loop with aiohttp.
 
-/health answers 200 while the process and its event loop are alive, from process start
-(while the model still loads). /ready answers 200 once the model is loaded and warmed up
-and the consumer has joined its group (so a load balancer or Kubernetes only counts
-workers that really score), 503 otherwise. Each scrape of /metrics also records that
-answer as `valence_worker_ready`, so alerts can wait for readiness, not for a scrape.
+/health (liveness) answers 503 once the worker failed, or while it has work (events in
+flight, or assigned partitions with lag) and made no progress for `stall_timeout_s`: a
+restart is then the remedy. /ready answers 200 only while the worker consumes: the model
+is loaded and warmed up, the consumer has joined its group and is not rebalancing, and the
+worker is not stopping (so a load balancer or Kubernetes only counts workers that really
+score), 503 otherwise; the server answers from process start (while the model still loads).
+Both bodies say why. Each scrape of /metrics also records the /ready answer as
+`valence_worker_ready`, so alerts can wait for readiness, not for a scrape.
 """
 
 from __future__ import annotations
@@ -17,17 +20,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.metrics import ValenceMetrics
 
-ReadinessProbe = Callable[[], tuple[bool, dict[str, Any]]]
+Probe = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-def build_http_app(metrics: ValenceMetrics, readiness: ReadinessProbe) -> web.Application:
+def build_http_app(metrics: ValenceMetrics, readiness: Probe, liveness: Probe) -> web.Application:
     async def metrics_handler(_: web.Request) -> web.Response:
         metrics.worker_ready.set(1 if readiness()[0] else 0)
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health_handler(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        alive, detail = liveness()
+        return web.json_response(
+            {"status": "ok" if alive else "failing", **detail}, status=200 if alive else 503
+        )
 
     async def ready_handler(_: web.Request) -> web.Response:
         ready, detail = readiness()

@@ -54,6 +54,7 @@ class ValenceMetrics:
     events_out: Counter
     events_dead_lettered: Counter
     events_in_flight: Gauge
+    last_progress: Gauge
     end_to_end_latency: Histogram
     inference_duration: Histogram
     suggestion_duration: Histogram
@@ -99,6 +100,12 @@ class ValenceMetrics:
             events_in_flight=Gauge(
                 "valence_events_in_flight",
                 "Events received but not yet acknowledged downstream.",
+                registry=registry,
+            ),
+            last_progress=Gauge(
+                "valence_last_progress_timestamp_seconds",
+                "Unix time at which an input was last acknowledged (scored or dead-lettered), "
+                "or the worker started.",
                 registry=registry,
             ),
             end_to_end_latency=Histogram(

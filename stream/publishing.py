@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from stream.errors import DeliveryFailed
+
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
@@ -53,26 +55,37 @@ class Delivery:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def track(
-        self, futures: Sequence[Awaitable[Any]], on_delivered: Callable[[], Awaitable[None]]
+        self,
+        futures: Sequence[Awaitable[Any]],
+        on_delivered: Callable[[], Awaitable[None]],
+        what: str = "publishing",
     ) -> None:
-        """Wait (in the background) for `futures`, then call `on_delivered`."""
+        """Wait (in the background) for `futures`, then call `on_delivered`. `what` names the
+        records in the error that stops the worker when a delivery fails."""
         await self._slots.acquire()
-        task = asyncio.ensure_future(self._complete(futures, on_delivered))
+        task = asyncio.ensure_future(self._complete(futures, on_delivered, what))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _complete(
-        self, futures: Sequence[Awaitable[Any]], on_delivered: Callable[[], Awaitable[None]]
+        self,
+        futures: Sequence[Awaitable[Any]],
+        on_delivered: Callable[[], Awaitable[None]],
+        what: str,
     ) -> None:
         try:
             await asyncio.gather(*futures)
         except Exception as exc:
-            log.critical("delivery failed, inputs stay unacknowledged: %r", exc)
-            await self._on_failure(exc)
+            failure = DeliveryFailed(f"{what} failed, inputs stay unacknowledged: {exc!r}")
+            failure.__cause__ = exc
+            await self._on_failure(failure)
             return
         finally:
             self._slots.release()
-        await on_delivered()
+        try:
+            await on_delivered()
+        except Exception as exc:  # acknowledging failed: stop rather than leave it pending
+            await self._on_failure(exc)
 
     async def wait_all(self) -> None:
         while self._tasks:

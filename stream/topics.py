@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from stream.config import Settings
+from stream.errors import ValenceError
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +29,9 @@ async def ensure_topics(
     """Create the missing topics; return the names created (idempotent).
 
     Existing topics are left as they are (a smaller partition count is only logged).
-    Returns once the metadata names a leader for every partition of every named topic
-    (clients may still see a brief, retried NOT_LEADER while the broker loads them).
+    Returns once the metadata names a leader for every partition of every named topic,
+    and for topics created here, once each partition's leader answers for it (a producer
+    sending earlier gets NOT_LEADER and prints its retries).
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
@@ -40,6 +44,8 @@ async def ensure_topics(
         missing = {n: p for n, p in names_and_partitions.items() if n not in existing}
         created = await _create(admin, missing, settings.topic_replication)
         await _wait_for_leaders(admin, names_and_partitions, timeout_s)
+        if created:
+            await _wait_until_served(settings, created, timeout_s)
         return created
     finally:
         await admin.close()
@@ -50,6 +56,84 @@ def create_topics(
 ) -> list[str]:
     """Blocking `ensure_topics`, for the CLI and for code outside an event loop."""
     return asyncio.run(ensure_topics(settings, topics, timeout_s))
+
+
+class BrokerUnreachable(ValenceError):
+    """No bootstrap server accepted a connection with these settings; the message says why
+    (refused, TLS, authentication)."""
+
+
+async def check_connection(settings: Settings, timeout_s: float = 15.0) -> None:
+    """Connect to the bootstrap servers once, as the clients will (TLS, SASL), so that a
+    wrong password or certificate is reported as such, not as a failed bootstrap."""
+    from aiokafka.conn import create_conn
+
+    options = settings.kafka_client_options()
+    errors = []
+    for server in settings.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **options),
+                timeout_s,
+            )
+        except Exception as exc:  # refused, TLS, authentication: all reported below
+            errors.append(f"{server.strip()}: {type(exc).__name__}: {exc}")
+            continue
+        conn.close()
+        return
+    who = (
+        f" as {settings.sasl_username} ({settings.sasl_mechanism})"
+        if settings.security_protocol.startswith("SASL")
+        else ""
+    )
+    raise BrokerUnreachable(
+        f"cannot connect over {settings.security_protocol}{who}: {'; '.join(errors)}"
+    )
+
+
+class TopicMissing(ValenceError):
+    """A topic the worker must write to does not exist (and it was not asked to create it)."""
+
+
+async def max_message_bytes(settings: Settings, topics: Sequence[str]) -> dict[str, int | None]:
+    """Each topic's `max.message.bytes` as the broker enforces it (the topic's own value or
+    the broker default); None where the broker would not say (e.g. not authorised).
+
+    Raises `TopicMissing` for a topic that does not exist.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+        **settings.kafka_client_options(),
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        for topic in topics:
+            if topic not in existing:
+                raise TopicMissing(f"topic {topic!r} does not exist")
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})
+            for topic in topics
+        ]
+        limits: dict[str, int | None] = dict.fromkeys(topics)
+        for response in await admin.describe_configs(resources):
+            for code, message, _type, name, entries, *_ in response.resources:
+                if code != 0:
+                    log.warning("cannot read the configuration of topic %s: %s", name, message)
+                    continue
+                for entry in entries:
+                    if entry[0] == "max.message.bytes" and entry[1] is not None:
+                        limits[name] = int(entry[1])
+        return limits
+    finally:
+        await admin.close()
+
+
+def read_message_limits(settings: Settings, topics: Sequence[str]) -> dict[str, int | None]:
+    """Blocking `max_message_bytes`."""
+    return asyncio.run(max_message_bytes(settings, topics))
 
 
 async def _create(
@@ -82,6 +166,35 @@ async def _wait_for_leaders(
             raise TimeoutError(f"topics {sorted(wanted)} have no leaders after {timeout_s:g}s")
         await asyncio.sleep(0.2)
         described = await admin.describe_topics(list(wanted))
+
+
+async def _wait_until_served(settings: Settings, topics: Sequence[str], timeout_s: float) -> None:
+    """Until every partition's leader answers a ListOffsets request for it."""
+    deadline = time.monotonic() + timeout_s
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the metadata of every topic
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in consumer.partitions_for_topic(topic) or ()
+        ]
+        while True:
+            try:
+                await consumer.end_offsets(partitions)
+                return
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
 
 
 def _has_leaders(topic: dict[str, Any]) -> bool:

@@ -395,17 +395,23 @@ def status(settings: Settings) -> KafkaStatus:
     return KafkaStatus(pid is not None, pid, _bootstrap(settings), paths.log, version)
 
 
-def start(settings: Settings, timeout_s: float = 120) -> KafkaStatus:
+def start(settings: Settings, timeout_s: float = 120, secure: bool = False) -> KafkaStatus:
     """Start the local broker detached and wait until it answers (`valence kafka start`).
 
     Fetches the jars and formats the storage on first use. Idempotent: when our broker is
     already running this returns its status at once. Raises KafkaLauncherError if the
     ports are taken by something else, or the broker exits or stays silent for timeout_s.
+    `secure` adds a SASL_SSL listener (deploy/kafka/secure.py).
     """
+    from deploy.kafka import secure as secure_listener
+
     current = status(settings)
     if current.running:
         return current
-    for port in (settings.kafka_port, _controller_port(settings)):
+    ports = [settings.kafka_port, _controller_port(settings)]
+    if secure:
+        ports.append(secure_listener.secure_port(settings))
+    for port in ports:
         if _port_in_use(port):
             raise KafkaLauncherError(f"port {port} is already in use by another process")
     java = _java()
@@ -413,11 +419,19 @@ def start(settings: Settings, timeout_s: float = 120) -> KafkaStatus:
     paths = _paths(settings)
     paths.data.mkdir(parents=True, exist_ok=True)
     _render_config(settings, paths)
-    _format_storage(java, libs, paths)
-    process = _spawn(java, libs, paths)
-    paths.pid.write_text(f"{process.pid}\n")
-    paths.version.write_text(f"{settings.kafka_version}\n")
-    _wait_until_ready(process, settings, paths, timeout_s)
+    try:
+        if secure:
+            with paths.config.open("a") as config:
+                config.write(secure_listener.config_lines(settings))
+        _format_storage(java, libs, paths)
+        process = _spawn(java, libs, paths)
+        paths.pid.write_text(f"{process.pid}\n")
+        paths.version.write_text(f"{settings.kafka_version}\n")
+        _wait_until_ready(process, settings, paths, timeout_s)
+        if secure:
+            secure_listener.add_user(java, libs, settings)
+    except secure_listener.SecureSetupError as error:
+        raise KafkaLauncherError(str(error)) from None
     return status(settings)
 
 

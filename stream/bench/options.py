@@ -87,6 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile-seconds", type=float, help="py-spy the saturated worker this long (0: off)."
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="Instead: run the worker at 50%% of its saturation this long; report RSS growth "
+        "after warm-up, lag and lost events (stream/bench/soak.py).",
+    )
 
 
 def options_from_args(args: argparse.Namespace, command: str) -> BenchOptions:

@@ -366,6 +366,10 @@ def bench_command(args: Any, settings: Settings) -> int:
         from stream.bench.gateway import main as gateway_main
 
         return gateway_main(settings, args.output_dir, command)
+    if getattr(args, "soak", None):
+        from stream.bench.soak import soak_command
+
+        return soak_command(settings, args.soak)
     options = options_from_args(args, command)
     results = run_bench(settings, options)
     summary = results["summary"]

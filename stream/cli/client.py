@@ -6,13 +6,17 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from stream.codec import decode_event
 from stream.config import Settings
+from stream.errors import DecodeError
 
 
 def editor_event(
@@ -38,6 +42,36 @@ def editor_event(
     if target_emotion:
         event["target_emotion"] = target_emotion
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedLine:
+    line: int  # 1-based line number in the file
+    reason: str  # the dead-letter reason the worker would give it
+    detail: str
+
+
+def read_event_file(
+    path: Path, settings: Settings
+) -> tuple[list[dict[str, Any]], list[RejectedLine]]:
+    """Every non-blank line of a JSONL file checked with the worker's own contract
+    (`stream.codec.decode_event`): the valid events, and the rejected lines with why."""
+    events: list[dict[str, Any]] = []
+    rejected: list[RejectedLine] = []
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            raw = line.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            try:
+                decode_event(
+                    raw, max_bytes=settings.max_event_bytes, max_text_chars=settings.max_text_chars
+                )
+            except DecodeError as exc:
+                rejected.append(RejectedLine(number, exc.reason.value, exc.detail))
+                continue
+            events.append(orjson.loads(raw))
+    return events, rejected
 
 
 def _encode(event: dict[str, Any] | bytes) -> tuple[bytes | None, bytes]:

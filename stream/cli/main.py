@@ -13,7 +13,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -70,30 +69,48 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
 
     from deploy.kafka import launcher
 
-    action = {"start": launcher.start, "stop": launcher.stop, "status": launcher.status}
-    status = action[args.action](settings)
+    if args.action == "start":
+        status = launcher.start(settings, secure=args.secure)
+    else:
+        status = {"stop": launcher.stop, "status": launcher.status}[args.action](settings)
     state = "running" if status.running else "stopped"
     print(f"kafka {state}: {orjson.dumps(asdict(status), default=str).decode()}")
+    if args.secure and status.running:
+        from deploy.kafka import secure
+
+        print("secure listener (SASL_SSL, SCRAM-SHA-512); clients use:")
+        for name, value in secure.client_settings(settings).items():
+            print(f"  export {name}={value}")
     return 0 if status.running or args.action == "stop" else 3
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.cli.client import editor_event, send_events
+    from stream.cli.client import editor_event, read_event_file, send_events
+    from stream.topics import ensure_topics
 
     if args.file:
-        events: list[dict[str, Any]] = [
-            orjson.loads(line) for line in Path(args.file).read_text().splitlines() if line.strip()
-        ]
+        events, rejected = read_event_file(Path(args.file), settings)
+        for line in rejected:
+            print(f"{args.file}:{line.line}: {line.reason}: {line.detail}", file=sys.stderr)
+        if rejected and not args.skip_invalid:
+            raise ValenceError(
+                f"{len(rejected)} invalid line(s) in {args.file}; nothing sent "
+                "(--skip-invalid sends the valid lines)"
+            )
     elif args.text:
         events = [
             editor_event(
                 args.text, doc_id=args.doc_id, user_id=args.user_id, target_emotion=args.target
             )
         ]
+        rejected = []
     else:
         raise ValenceError("give a text or --file events.jsonl")
+    # A topic created now has no leader for a moment: wait, so the first send is not refused.
+    asyncio.run(ensure_topics(settings, {settings.input_topic: settings.topic_partitions}))
     count = asyncio.run(send_events(settings, events))
-    print(f"sent {count} event(s) to {settings.input_topic}")
+    skipped = f"; skipped {len(rejected)} invalid line(s)" if rejected else ""
+    print(f"sent {count} event(s) to {settings.input_topic}{skipped}")
     return 0
 
 
@@ -229,10 +246,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     kafka = add("kafka", cmd_kafka, "Start, stop or inspect the local Apache Kafka broker.")
     kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument(
+        "--secure",
+        action="store_true",
+        help="start: add a SASL_SSL listener on kafka_port+2 (SCRAM-SHA-512 user, TLS "
+        "certificate signed by a local CA) and print the client settings.",
+    )
 
     send = add("send", cmd_send, "Send a text, or a JSONL file of editor events, to the input.")
     send.add_argument("text", nargs="?", help="Text to send as one editor event.")
-    send.add_argument("--file", help="JSONL file of editor events (one per line).")
+    send.add_argument(
+        "--file",
+        help="JSONL file of editor events (one per line); every line is checked first and "
+        "nothing is sent when one is invalid.",
+    )
+    send.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="With --file: send the valid lines and list the invalid ones.",
+    )
     send.add_argument("--doc-id", default="doc-cli")
     send.add_argument("--user-id", default="user-cli")
     send.add_argument("--target", choices=list(EMOTIONS))

@@ -16,7 +16,13 @@ import pytest
 
 from stream.cli.client import editor_event, send_events
 from stream.config import Settings
-from tests.integration.workers import WorkerProcess, collect, isolated_settings
+from tests.integration.workers import (
+    WorkerProcess,
+    collect,
+    isolated_settings,
+    read_to_end,
+    wait_for_ids,
+)
 
 
 @pytest.fixture
@@ -76,6 +82,9 @@ def test_n_events_in_n_scored_events_out(settings: Settings, worker: WorkerProce
     assert long_out["sentences"][-1]["end"] == len(long_text)
     # Several events share a model call when they arrive together.
     assert max(r["value"]["timings"]["batch_events"] for r in records) > 1
+    # Per document, revisions come out in the order they went in (one worker, no replay).
+    for doc_id, revisions in _revisions_per_doc(read_to_end(settings, settings.output_topic)):
+        assert revisions == sorted(revisions), f"{doc_id} out of order: {revisions}"
     status, body = worker.http("/metrics")
     assert status == 200
     assert "valence_end_to_end_latency_seconds_bucket" in body
@@ -158,11 +167,31 @@ def test_malformed_events_are_dead_lettered_with_their_reason(
     assert 'valence_events_dead_lettered_total{reason="not_json"} 1.0' in metrics
 
 
-def _all_ids(settings: Settings, expected: set[str]) -> tuple[Counter, set[str]]:
-    scored = collect(settings, settings.output_topic, until=expected, timeout_s=240)
-    counts = Counter(r["value"]["event_id"] for r in scored)
-    letters = collect(settings, settings.dead_letter_topic, timeout_s=3)
-    return counts, {r["value"]["event_id"] for r in letters}
+def _revisions_per_doc(records: list[dict]) -> list[tuple[str, list[int]]]:
+    """Each document's revisions in output order (records in partition offset order;
+    a document's records share its partition)."""
+    per_doc: dict[str, list[int]] = {}
+    for record in sorted(records, key=lambda r: (r["partition"], r["offset"])):
+        per_doc.setdefault(record["value"]["doc_id"], []).append(record["value"]["revision"])
+    return sorted(per_doc.items())
+
+
+def _first_occurrences(revisions: list[int]) -> list[int]:
+    first: list[int] = []
+    for revision in revisions:
+        if revision not in first:
+            first.append(revision)
+    return first
+
+
+def _all_ids(settings: Settings, expected: set[str]) -> tuple[Counter, set[str], list[dict]]:
+    """Once every expected id is out: the count of each id over the *whole* output topic
+    (read to its end, so late duplicates count), the dead-lettered ids, and the records."""
+    wait_for_ids(settings, expected, timeout_s=300)
+    records = read_to_end(settings, settings.output_topic)
+    counts = Counter(r["value"]["event_id"] for r in records)
+    letters = read_to_end(settings, settings.dead_letter_topic)
+    return counts, {r["value"]["event_id"] for r in letters}, records
 
 
 def test_sigkill_mid_stream_loses_nothing(settings: Settings, tmp_path: Path) -> None:
@@ -179,10 +208,12 @@ def test_sigkill_mid_stream_loses_nothing(settings: Settings, tmp_path: Path) ->
         first.wait(30)
     finally:
         first.stop()
+    published = {r["value"]["event_id"] for r in read_to_end(settings, settings.output_topic)}
+    assert len(published) < len(expected), "the kill must land while work is unpublished"
     second = WorkerProcess(settings, tmp_path / "second.log").start()
     try:
         second.wait_ready()
-        scored, dead = _all_ids(settings, expected)
+        scored, dead, _ = _all_ids(settings, expected)
     finally:
         second.stop()
     missing = expected - set(scored) - dead
@@ -204,13 +235,17 @@ def test_sigterm_finishes_in_flight_work_and_commits(settings: Settings, tmp_pat
         stop_s = time.monotonic() - started
     finally:
         first.stop()
+    # The stop is bounded by the worker's own deadline, which the deploy files' grace
+    # periods exceed (tests/unit/test_deploy_files.py).
+    assert stop_s <= settings.shutdown_timeout_s, f"stop took {stop_s:.1f}s"
     before_restart = Counter(
-        r["value"]["event_id"] for r in collect(settings, settings.output_topic, timeout_s=3)
+        r["value"]["event_id"] for r in read_to_end(settings, settings.output_topic)
     )
+    assert len(before_restart) < len(expected), "the signal must land while work is unpublished"
     second = WorkerProcess(settings, tmp_path / "second.log").start()
     try:
         second.wait_ready()
-        scored, _ = _all_ids(settings, expected)
+        scored, _, _ = _all_ids(settings, expected)
     finally:
         second.stop()
     assert expected <= set(scored), "a graceful stop must not lose events"
@@ -244,13 +279,18 @@ def test_second_worker_joining_mid_stream_loses_nothing(settings: Settings, tmp_
         second.wait_ready()
         _, ready = second.http("/ready")
         asyncio.run(send_events(settings, events[sent:]))
-        scored, dead = _all_ids(settings, expected)
+        scored, dead, records = _all_ids(settings, expected)
     finally:
         first.stop()
         second.stop()
     assert orjson.loads(ready)["assigned_partitions"] >= 1, ready
     missing = expected - set(scored) - dead
     assert not missing, f"{len(missing)} events lost across the rebalance"
+    # A partition that moved may replay revisions already published, but each document's
+    # revisions first appear in the order they were written.
+    for doc_id, revisions in _revisions_per_doc(records):
+        first_seen = _first_occurrences(revisions)
+        assert first_seen == sorted(first_seen), f"{doc_id} out of order across the rebalance"
 
 
 def test_health_answers_from_start_and_ready_waits_for_the_warm_model_and_assignment(
@@ -285,6 +325,7 @@ def test_health_answers_from_start_and_ready_waits_for_the_warm_model_and_assign
         "status": "not ready",
         "model_ready": False,
         "rebalancing": False,
+        "stopping": False,
         "assigned_partitions": 0,
     }
     assert all(health == 200 for health, _, _ in answers), "alive the whole time"

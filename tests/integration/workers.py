@@ -11,10 +11,17 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from pydantic import SecretStr
 
 from stream.cli.client import read_topic
 from stream.config import Settings
@@ -48,20 +55,26 @@ def isolated_settings(kafka: Settings, **overrides: Any) -> Settings:
     return settings
 
 
+WORKER_COMMAND = ("-m", "stream.cli.main", "worker")
+
+
 @dataclass
 class WorkerProcess:
     settings: Settings
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    command: tuple[str, ...] = WORKER_COMMAND  # python arguments
 
     def start(self) -> WorkerProcess:
         env = dict(os.environ)
         for name, value in self.settings.model_dump(exclude_none=True).items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
             env[f"VALENCE_{name.upper()}"] = str(value)
         env["PYTHONUNBUFFERED"] = "1"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli.main", "worker"],
+            [sys.executable, *self.command],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -119,6 +132,19 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait()
 
+    def wait_exit(self, timeout_s: float) -> int:
+        """The exit status, failing the test when the worker is still running after
+        `timeout_s` (a hang)."""
+        try:
+            return self.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"worker still running {timeout_s}s later:\n{self.log_tail()}"
+            ) from None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -149,3 +175,108 @@ def collect(
         return records
 
     return asyncio.run(read())
+
+
+def read_to_end(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    """Every record of `topic` up to its end offsets as of now (no idle guessing)."""
+
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            **settings.kafka_client_options(),
+        )
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))
+            ]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            records: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 120
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                assert time.monotonic() < deadline, f"could not read {topic} to its end"
+                batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+                for batch in batches.values():
+                    records.extend(
+                        {
+                            "partition": r.partition,
+                            "offset": r.offset,
+                            "key": r.key.decode("utf-8", "replace") if r.key else None,
+                            "value": orjson.loads(r.value),
+                        }
+                        for r in batch
+                        if r.offset < ends[TopicPartition(r.topic, r.partition)]
+                    )
+            return records
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return set(partitions)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"topic {topic} has no partitions")
+
+
+def committed_offsets(settings: Settings) -> dict[int, int]:
+    """The worker group's committed offsets on the input topic, per partition."""
+
+    async def read() -> dict[int, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(settings.app_id)
+        finally:
+            await admin.close()
+        return {
+            tp.partition: meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic == settings.input_topic and meta.offset >= 0
+        }
+
+    return asyncio.run(read())
+
+
+def set_topic_config(settings: Settings, topic: str, configs: dict[str, str]) -> None:
+    async def alter() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs)])
+        finally:
+            await admin.close()
+
+    asyncio.run(alter())
+
+
+def wait_for_ids(
+    settings: Settings,
+    expected: set[str],
+    worker: WorkerProcess | None = None,
+    timeout_s: float = 240.0,
+) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """Poll both topics until every expected id is in one of them; fails early when the
+    worker (expected to carry on) exits."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        outputs = read_to_end(settings, settings.output_topic)
+        scored = Counter(r["value"]["event_id"] for r in outputs)
+        letters = [r["value"] for r in read_to_end(settings, settings.dead_letter_topic)]
+        arrived = set(scored) | {letter["event_id"] for letter in letters}
+        if expected <= arrived:
+            return scored, letters
+        if worker is not None:
+            worker.assert_alive()
+        missing = expected - arrived
+        assert time.monotonic() < deadline, f"{len(missing)} never arrived: {sorted(missing)[:5]}"
+        time.sleep(1.0)

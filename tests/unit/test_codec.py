@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import orjson
 import pytest
 
 from schemas.events import DeadLetterReason
-from stream.codec import decode_event
-from stream.errors import DecodeError
+from stream.codec import dead_letter_record, decode_event, record_size
+from stream.errors import DeadLetterTooLarge, DecodeError
 
 GOOD = {
     "event_id": "e-1",
@@ -66,3 +69,71 @@ def test_invalid_event_names_the_field_and_keeps_the_id() -> None:
         decode(orjson.dumps({**GOOD, "revision": "3"}))
     assert "revision" in caught.value.detail
     assert caught.value.event_id == "e-1"
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 5_000, 60_000, 400_000])
+@pytest.mark.parametrize("limit", [2_000, 16_384, 1_048_588])
+def test_dead_letter_record_fits_and_keeps_what_it_can(size: int, limit: int) -> None:
+    raw = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    record = dead_letter_record(
+        raw,
+        DeadLetterReason.TOO_LARGE,
+        "é" * 5_000,  # a long, non-ASCII detail is cut, never grows the record past the limit
+        topic="in",
+        partition=0,
+        offset=9,
+        timestamp_ms=None,
+        key=b"k" * 2_000,  # over the key limit: left out of the record and the letter
+        event_id="\x00" * 300,  # not a valid id: left out
+        max_bytes=limit,
+    )
+    assert record_size(record.key, record.value, record.headers) <= limit
+    letter = orjson.loads(record.value)
+    kept = base64.b64decode(letter["original_b64"])
+    assert raw.startswith(kept)
+    assert letter["original_truncated"] is (len(kept) < len(raw)) is record.truncated
+    assert (letter["original_bytes"], letter["original_sha256"]) == (
+        len(raw),
+        hashlib.sha256(raw).hexdigest(),
+    )
+    assert record.key is None and letter["source"]["key_b64"] is None
+    assert letter["event_id"] is None
+    if size < limit // 2:
+        assert kept == raw, "an original that fits goes in whole"
+
+
+def test_dead_letter_that_cannot_fit_at_all_is_an_error() -> None:
+    with pytest.raises(DeadLetterTooLarge):
+        dead_letter_record(
+            b"x",
+            DeadLetterReason.NOT_JSON,
+            "bad",
+            topic="in",
+            partition=0,
+            offset=0,
+            timestamp_ms=None,
+            key=None,
+            event_id=None,
+            max_bytes=300,
+        )
+
+
+@pytest.mark.parametrize("limit", [1_048_588, 1_048_576, *range(16_384, 16_392), 2_097_200])
+def test_dead_letter_record_fits_across_varint_boundaries(limit: int) -> None:
+    """Record length varints grow at 2**7, 2**14, 2**21 bytes: a prefix sized from an empty
+    letter must still fit after it (a 1-byte overshoot once stopped the worker)."""
+    raw = b"a" * 2_000_000
+    for key in (None, b"doc-big"):
+        record = dead_letter_record(
+            raw,
+            DeadLetterReason.TEXT_TOO_LONG,
+            "text has too many characters",
+            topic="in",
+            partition=1,
+            offset=20,
+            timestamp_ms=1,
+            key=key,
+            event_id="big-1",
+            max_bytes=limit,
+        )
+        assert limit - 8 <= record_size(record.key, record.value, record.headers) <= limit

@@ -58,6 +58,7 @@ ALERTS = {
     "ValenceDeadLetterRateHigh",
     "ValenceNoOutputWhileInputFlows",
     "ValenceRebalanceStorm",
+    "ValenceWorkerStalled",
 }
 
 
@@ -840,3 +841,15 @@ def test_readme_tables_match_the_code() -> None:
     )
     for name in Settings.model_fields:
         assert f"`VALENCE_{name.upper()}`" in readme
+
+
+def test_a_stop_ends_inside_the_orchestrators_grace_period(
+    rendered: dict[tuple[str, ...], list[dict]],
+) -> None:
+    """The worker's stop deadline (shutdown_timeout_s, enforced by its watchdog) must end
+    before Kubernetes or Compose send SIGKILL, or a slow stop is cut off mid-commit."""
+    deadline_s = Settings().shutdown_timeout_s
+    pod = resource(rendered[()], "Deployment")["spec"]["template"]["spec"]
+    assert deadline_s + 5 <= pod["terminationGracePeriodSeconds"]
+    grace = yaml.safe_load(COMPOSE.read_text())["services"]["valence"]["stop_grace_period"]
+    assert deadline_s + 5 <= int(str(grace).removesuffix("s"))

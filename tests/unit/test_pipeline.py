@@ -8,19 +8,27 @@ worker without acknowledging.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
+import jsonschema
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
 from models.base import LabelScores, ModelInfo, Scorer, TextScore
+from schemas.export import schema_path
+from stream.codec import record_size
 from stream.config import Settings
-from stream.errors import ModelError
+from stream.errors import DeliveryFailed, ModelError
 from stream.metrics import ValenceMetrics
-from stream.pipeline import ScoringPipeline, Source
+from stream.pipeline import OrderedAcks, RecordLimits, ScoringPipeline, Source
 from stream.scoring import BatchScorer
+
+SCHEMA = json.loads(schema_path("dead_letter").read_text())
 
 
 class FakeScorer(Scorer):
@@ -45,19 +53,36 @@ class FakeScorer(Scorer):
 
 
 class FakeSink:
-    def __init__(self, fail: bool = False) -> None:
+    """A broker stand-in: records what is sent. `fail` fails every delivery, `hold` leaves
+    deliveries pending until `release()`, `refuse_topic` raises in `send` itself (as the
+    producer does for a record over its limit or an unknown topic)."""
+
+    def __init__(self, fail: bool = False, hold: bool = False, refuse_topic: str = "") -> None:
         self.records: list[tuple[str, bytes | None, bytes]] = []
-        self.fail = fail
+        self.sizes: list[int] = []  # as the producer counts them, headers included
+        self.fail, self.hold, self.refuse_topic = fail, hold, refuse_topic
         self.futures: list[asyncio.Future[None]] = []
 
     async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = None):
+        if topic == self.refuse_topic:
+            raise RuntimeError(f"topic {topic} refused")
         self.records.append((topic, key, value))
+        self.sizes.append(record_size(key, value, headers))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.fail:
             future.set_exception(ConnectionError("broker gone"))
-        else:
+        elif not self.hold:
             future.set_result(None)
+        self.futures.append(future)
         return future
+
+    def release(self) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_result(None)
+
+    def values(self, topic: str) -> list[dict[str, Any]]:
+        return [orjson.loads(value) for sent, _, value in self.records if sent == topic]
 
 
 def event(i: int, text: str = "I am happy") -> bytes:
@@ -113,7 +138,9 @@ def test_every_input_is_scored_and_acknowledged_after_delivery() -> None:
 def test_failed_delivery_acknowledges_nothing_and_is_fatal() -> None:
     acked, fatal = asyncio.run(run([event(i) for i in range(5)], FakeScorer(), FakeSink(fail=True)))
     assert acked == []
-    assert fatal and isinstance(fatal[0], ConnectionError)
+    assert fatal and isinstance(fatal[0], DeliveryFailed)
+    assert isinstance(fatal[0].__cause__, ConnectionError)
+    assert "valence.scored-events" in str(fatal[0])
 
 
 def test_poison_event_is_dead_lettered_alone() -> None:
@@ -161,3 +188,173 @@ def test_in_flight_gauge_returns_to_zero(count: int) -> None:
         return metrics.registry.get_sample_value("valence_events_in_flight") or 0.0
 
     assert asyncio.run(scenario()) == 0.0
+
+
+def _pipeline(
+    sink: FakeSink, fatal: list[BaseException], limits: RecordLimits | None = None, **overrides: Any
+) -> ScoringPipeline:
+    settings = Settings(
+        **{"batch_max_events": 4, "batch_max_wait_s": 0.0, "max_in_flight_events": 8, **overrides}
+    )
+
+    async def on_fatal(exc: BaseException) -> None:
+        fatal.append(exc)
+
+    metrics = ValenceMetrics.create(CollectorRegistry())
+    return ScoringPipeline(settings, BatchScorer(FakeScorer()), sink, metrics, on_fatal, limits)
+
+
+def test_pending_delivery_holds_acks_and_backpressures_intake() -> None:
+    """Nothing is acknowledged while its record is still on its way; beyond
+    max_in_flight_events, intake waits until deliveries complete."""
+
+    async def scenario() -> None:
+        sink, fatal, acked = FakeSink(hold=True), [], []
+        pipeline = _pipeline(sink, fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def submit(offset: int) -> None:
+            async def ack() -> None:
+                acked.append(offset)
+
+            await pipeline.submit(event(offset), Source("in", 0, offset, None, b"k", ack))
+
+        for offset in range(8):
+            await submit(offset)
+        ninth = asyncio.ensure_future(submit(8))
+        await asyncio.sleep(0.3)
+        assert len(sink.records) == 8, "all eight were scored and sent"
+        assert acked == [], "no record delivered yet, so nothing acknowledged"
+        assert not ninth.done(), "the ninth event waits: eight are in flight"
+        assert pipeline.in_flight == 9 - 1 + 1  # eight in the pipeline, the ninth counted
+        sink.release()
+        await asyncio.wait_for(ninth, 5)
+        await pipeline.close()
+        sink_release_task = asyncio.ensure_future(_release_until(sink, runner))
+        await asyncio.wait_for(runner, 5)
+        await sink_release_task
+        assert sorted(acked) == list(range(9)) and not fatal
+        assert pipeline.in_flight == 0
+
+    asyncio.run(scenario())
+
+
+async def _release_until(sink: FakeSink, task: asyncio.Future[None]) -> None:
+    while not task.done():
+        sink.release()
+        await asyncio.sleep(0.01)
+
+
+def test_oversized_event_dead_letter_fits_the_limit() -> None:
+    """The issue's poison pill: a ~900 KB event is text_too_long; its dead letter keeps a
+    prefix of the original, its size and SHA-256, and stays under the topic's limit."""
+    limit = 1_048_588
+    text = "x" * 900_000
+    raw = event(0, text)
+
+    async def scenario() -> tuple[list[int], FakeSink, list[BaseException]]:
+        sink, fatal, acked = FakeSink(), [], []
+        pipeline = _pipeline(sink, fatal, RecordLimits(limit, limit))
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def ack() -> None:
+            acked.append(0)
+
+        await pipeline.submit(raw, Source("in", 2, 2266, None, b"doc", ack))
+        await pipeline.close()
+        await asyncio.wait_for(runner, 5)
+        return acked, sink, fatal
+
+    acked, sink, fatal = asyncio.run(scenario())
+    assert acked == [0] and not fatal
+    ((topic, _, value),) = sink.records
+    assert topic == "valence.dead-letter"
+    assert limit - 200 < sink.sizes[0] <= limit
+    letter = orjson.loads(value)
+    jsonschema.validate(letter, SCHEMA)
+    assert letter["reason"] == "text_too_long"
+    assert letter["original_truncated"] is True
+    assert letter["original_bytes"] == len(raw)
+    assert letter["original_sha256"] == hashlib.sha256(raw).hexdigest()
+    kept = base64.b64decode(letter["original_b64"])
+    assert raw.startswith(kept) and len(kept) > limit // 2
+    assert letter["source"] == {
+        "topic": "in",
+        "partition": 2,
+        "offset": 2266,
+        "timestamp_ms": None,
+        "key_b64": base64.b64encode(b"doc").decode(),
+    }
+
+
+def test_undeliverable_dead_letter_stops_with_the_reason() -> None:
+    """The dead-letter topic refuses: the event is not acknowledged, and the error names the
+    event and the topic (the worker then stops with it)."""
+
+    async def scenario() -> tuple[list[int], BaseException]:
+        sink, fatal, acked = FakeSink(refuse_topic="valence.dead-letter"), [], []
+        pipeline = _pipeline(sink, fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def ack() -> None:
+            acked.append(5)
+
+        with pytest.raises(DeliveryFailed) as caught:
+            await pipeline.submit(b"not json", Source("in", 1, 5, None, None, ack))
+        await pipeline.close()
+        await asyncio.wait_for(runner, 5)
+        return acked, caught.value
+
+    acked, error = asyncio.run(scenario())
+    assert acked == []
+    assert "in[1]@5" in str(error) and "valence.dead-letter" in str(error)
+    assert "not_json" in str(error)
+
+
+def test_output_over_the_topic_limit_is_dead_lettered() -> None:
+    async def scenario() -> FakeSink:
+        sink, fatal = FakeSink(), []
+        pipeline = _pipeline(sink, fatal, RecordLimits(output_max_bytes=600))
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def ack() -> None:
+            return None
+
+        await pipeline.submit(event(0), Source("in", 0, 0, None, None, ack))
+        await pipeline.close()
+        await asyncio.wait_for(runner, 5)
+        assert not fatal
+        return sink
+
+    sink = asyncio.run(scenario())
+    assert sink.values("valence.scored-events") == []
+    (letter,) = sink.values("valence.dead-letter")
+    assert letter["reason"] == "output_too_large" and letter["event_id"] == "e0"
+    jsonschema.validate(letter, SCHEMA)
+
+
+def test_inputs_are_acknowledged_in_offset_order_per_partition() -> None:
+    """An input whose delivery is still pending holds back the acknowledgement of later
+    inputs of its partition (faust would otherwise commit past it), not of others."""
+
+    async def scenario() -> None:
+        acked: list[tuple[int, int]] = []
+        acks = OrderedAcks()
+
+        def source(partition: int, offset: int) -> Source:
+            async def ack() -> None:
+                acked.append((partition, offset))
+
+            return Source("in", partition, offset, None, None, ack)
+
+        sources = {(p, o): source(p, o) for p in (0, 1) for o in (10, 11, 12)}
+        for item in sources.values():
+            acks.taken(item)
+        await acks.done(sources[0, 11])
+        await acks.done(sources[0, 12])
+        await acks.done(sources[1, 10])
+        assert acked == [(1, 10)], "partition 0 waits for offset 10"
+        await acks.done(sources[0, 10])
+        assert acked == [(1, 10), (0, 10), (0, 11), (0, 12)]
+
+    asyncio.run(scenario())

@@ -11,12 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from stream.http import build_http_app
 from stream.metrics import ValenceMetrics
-from stream.worker import WorkerReadiness
+from stream.worker import WorkerProbes
 
 
-async def answers(readiness: WorkerReadiness) -> dict[str, tuple[int, Any]]:
+async def answers(probes: WorkerProbes) -> dict[str, tuple[int, Any]]:
     """Status and body of each endpoint, from a real aiohttp server on a free port."""
-    client = TestClient(TestServer(build_http_app(readiness.metrics, readiness)))
+    client = TestClient(TestServer(build_http_app(probes.metrics, probes.ready, probes.live)))
     await client.start_server()
     try:
         result: dict[str, tuple[int, Any]] = {}
@@ -33,20 +33,24 @@ async def answers(readiness: WorkerReadiness) -> dict[str, tuple[int, Any]]:
 def fake_app(generation_id: int, rebalancing: bool, partitions: int) -> Any:
     consumer = SimpleNamespace(assignment=lambda: {("in", p) for p in range(partitions)})
     return SimpleNamespace(
-        consumer=consumer, consumer_generation_id=generation_id, rebalancing=rebalancing
+        consumer=consumer,
+        consumer_generation_id=generation_id,
+        rebalancing=rebalancing,
+        lifecycle=SimpleNamespace(stopping=False),
     )
 
 
 def test_while_the_model_loads_health_answers_and_ready_does_not() -> None:
-    readiness = WorkerReadiness(ValenceMetrics.create(CollectorRegistry()))
+    readiness = WorkerProbes(ValenceMetrics.create(CollectorRegistry()))
     result = asyncio.run(answers(readiness))
-    assert result["/health"] == (200, {"status": "ok"})
+    assert result["/health"][0] == 200 and result["/health"][1]["starting"] is True
     assert result["/ready"] == (
         503,
         {
             "status": "not ready",
             "model_ready": False,
             "rebalancing": False,
+            "stopping": False,
             "assigned_partitions": 0,
         },
     )
@@ -57,7 +61,7 @@ def test_a_warm_model_without_an_assignment_is_not_ready() -> None:
     metrics = ValenceMetrics.create(CollectorRegistry())
     metrics.model_ready.set(1)
     for app in (None, fake_app(generation_id=0, rebalancing=False, partitions=0)):
-        readiness = WorkerReadiness(metrics, app)
+        readiness = WorkerProbes(metrics, app)
         result = asyncio.run(answers(readiness))
         assert result["/health"][0] == 200
         assert result["/ready"][0] == 503
@@ -68,12 +72,18 @@ def test_a_warm_model_without_an_assignment_is_not_ready() -> None:
 def test_ready_once_joined_and_not_while_rebalancing() -> None:
     metrics = ValenceMetrics.create(CollectorRegistry())
     metrics.model_ready.set(1)
-    joined = asyncio.run(answers(WorkerReadiness(metrics, fake_app(3, False, partitions=2))))
+    joined = asyncio.run(answers(WorkerProbes(metrics, fake_app(3, False, partitions=2))))
     assert joined["/ready"] == (
         200,
-        {"status": "ready", "model_ready": True, "rebalancing": False, "assigned_partitions": 2},
+        {
+            "status": "ready",
+            "model_ready": True,
+            "rebalancing": False,
+            "stopping": False,
+            "assigned_partitions": 2,
+        },
     )
     assert "valence_worker_ready 1.0" in joined["/metrics"][1]
-    moving = asyncio.run(answers(WorkerReadiness(metrics, fake_app(3, True, partitions=2))))
+    moving = asyncio.run(answers(WorkerProbes(metrics, fake_app(3, True, partitions=2))))
     assert moving["/ready"][0] == 503 and moving["/ready"][1]["rebalancing"] is True
     assert "valence_worker_ready 0.0" in moving["/metrics"][1]
