@@ -45,4 +45,5 @@ if __name__ == "__main__":
         return FailingScorer(load(settings), mode)
 
     worker.load_configured_scorer = load_failing
-    sys.exit(main(["worker"]))
+    # Suggestions need the transformer scorer itself; this wrapper is not one.
+    sys.exit(main(["worker", "--suggestions", "off"]))
