@@ -1,20 +1,30 @@
-"""Micro-batching: when a batch of decoded events goes to the model.
+"""Micro-batching: which decoded events go to the model next, and when.
 
 A batch is flushed when it holds `max_events` events, or when the next event would take it
 past `max_tokens`, or `max_wait_s` after its first event arrived, or -- with
 `flush_when_idle` -- as soon as the model is idle and anything is waiting (so a trickle of
 events is scored one by one without waiting out the timer, while a flood fills batches
-because the model is busy). `BatchAccumulator` holds the rule as plain code with an injected
-clock; `MicroBatcher` puts it behind an asyncio queue with backpressure.
+because the model is busy). `BatchAccumulator` holds the flush rule as plain code with an
+injected clock; `WaitingRoom` decides which waiting items form the next batch; `MicroBatcher`
+puts both behind an asyncio queue with backpressure.
+
+Order (`order="shortest"`): a one-sentence event must not wait behind a multi-page
+document, so the next batch takes the cheapest waiting items first -- except that items
+of one key (a document) leave strictly in arrival order (only the oldest waiting item of a
+key is a candidate), and an item waiting longer than `max_bypass_s` goes before every
+newer one (long documents are delayed, never starved). `order="arrival"` is plain FIFO.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
     from stream.config import Settings
@@ -41,9 +51,13 @@ class BatchPolicy:
     max_tokens: int = 8192
     max_wait_s: float = 0.05
     flush_when_idle: bool = True
+    order: Literal["shortest", "arrival"] = "shortest"
+    max_bypass_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_events < 1 or self.max_tokens < 1 or self.max_wait_s < 0:
+            raise ValueError(f"invalid batch policy {self}")
+        if self.order not in ("shortest", "arrival") or self.max_bypass_s < 0:
             raise ValueError(f"invalid batch policy {self}")
 
 
@@ -64,6 +78,8 @@ def batch_policy(settings: Settings, device: str) -> BatchPolicy:
         max_tokens=max_tokens,
         max_wait_s=settings.batch_max_wait_s,
         flush_when_idle=settings.batch_flush_when_idle,
+        order=settings.batch_order,
+        max_bypass_s=settings.batch_max_bypass_s,
     )
 
 
@@ -137,6 +153,104 @@ class BatchAccumulator(Generic[Item]):
         return batch
 
 
+@dataclass(slots=True)
+class _Waiting(Generic[Item]):
+    item: Item
+    tokens: int
+    key: Hashable
+    arrived: float
+    seq: int
+
+
+class WaitingRoom(Generic[Item]):
+    """Items accepted and not yet in a batch, and the rule for which leave next.
+
+    Plain code with an injected clock; not thread-safe (one event loop owns it). Items of one
+    key leave in the order they came: only the oldest waiting item of a key is a candidate,
+    and the next one becomes a candidate once it has joined a batch (a later position in
+    the same batch keeps the order, since a batch is published in item order).
+    """
+
+    def __init__(self, policy: BatchPolicy, clock: Callable[[], float] = time.monotonic):
+        self.policy = policy
+        self._clock = clock
+        self._queues: dict[Hashable, deque[_Waiting[Item]]] = {}
+        self._seq = itertools.count()
+        self._count = 0
+        self._tokens = 0
+        self._oldest: float | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, item: Item, tokens: int, key: Hashable = None) -> None:
+        """Queue `item`; items with the same non-None `key` keep their order."""
+        seq = next(self._seq)
+        now = self._clock()
+        queue_key = key if key is not None else ("unkeyed", seq)
+        self._queues.setdefault(queue_key, deque()).append(
+            _Waiting(item, tokens, queue_key, now, seq)
+        )
+        self._count += 1
+        self._tokens += tokens
+        if self._oldest is None:
+            self._oldest = now
+
+    def deadline(self) -> float | None:
+        """Clock time by which the waiting items must go, or None when none wait."""
+        if self._oldest is None:
+            return None
+        return self._oldest + self.policy.max_wait_s
+
+    def should_flush(self, *, model_idle: bool) -> bool:
+        if not self._count:
+            return False
+        if model_idle and self.policy.flush_when_idle:
+            return True
+        if self._count >= self.policy.max_events or self._tokens >= self.policy.max_tokens:
+            return True
+        deadline = self.deadline()
+        return deadline is not None and self._clock() >= deadline
+
+    def _priority(self, waiting: _Waiting[Item], now: float) -> tuple[int, int, int]:
+        if self.policy.order == "arrival" or now - waiting.arrived >= self.policy.max_bypass_s:
+            return (0, 0, waiting.seq)  # overdue (or FIFO): oldest first, before the rest
+        return (1, waiting.tokens, waiting.seq)
+
+    def take(self) -> Batch[Item]:
+        """The next batch, by the policy's order and caps (empty when nothing waits)."""
+        now = self._clock()
+        acc: BatchAccumulator[Item] = BatchAccumulator(self.policy, clock=lambda: now)
+        heads = [
+            (self._priority(queue[0], now), queue[0].seq, key)
+            for key, queue in self._queues.items()
+        ]
+        heapq.heapify(heads)
+        opened_at = now
+        while heads:
+            _, _, key = heads[0]
+            queue = self._queues[key]
+            waiting = queue[0]
+            if not acc.fits(waiting.tokens):
+                break  # the best candidate does not fit: the batch is as full as it gets
+            heapq.heappop(heads)
+            queue.popleft()
+            acc.add(waiting.item, waiting.tokens)
+            opened_at = min(opened_at, waiting.arrived)
+            self._count -= 1
+            self._tokens -= waiting.tokens
+            if queue:
+                heapq.heappush(heads, (self._priority(queue[0], now), queue[0].seq, key))
+            else:
+                del self._queues[key]
+            if acc.is_full():
+                break
+        self._oldest = min((q[0].arrived for q in self._queues.values()), default=None)
+        batch = acc.drain()
+        batch.opened_at = opened_at
+        return batch
+
+
 class MicroBatcher(Generic[Item]):
     """Producer side `put`, consumer side `next_batch`, with a bound on queued items.
 
@@ -147,8 +261,7 @@ class MicroBatcher(Generic[Item]):
 
     def __init__(self, policy: BatchPolicy, max_pending: int):
         self.policy = policy
-        self._acc: BatchAccumulator[Item] = BatchAccumulator(policy)
-        self._overflow: list[tuple[Item, int]] = []
+        self._room: WaitingRoom[Item] = WaitingRoom(policy)
         self._changed = asyncio.Condition()
         self._max_pending = max(max_pending, policy.max_events)
         self._pending = 0
@@ -159,14 +272,13 @@ class MicroBatcher(Generic[Item]):
         """Items accepted and not yet released (queued or being scored)."""
         return self._pending
 
-    async def put(self, item: Item, tokens: int) -> None:
+    async def put(self, item: Item, tokens: int, key: Hashable = None) -> None:
+        """Queue `item` (waits while too many are pending). Items with the same `key` are
+        batched in the order they were put."""
         async with self._changed:
             await self._changed.wait_for(lambda: self._pending < self._max_pending)
             self._pending += 1
-            if self._overflow or not self._acc.fits(tokens):
-                self._overflow.append((item, tokens))
-            else:
-                self._acc.add(item, tokens)
+            self._room.add(item, tokens, key)
             self._changed.notify_all()
 
     async def release(self, count: int) -> None:
@@ -185,22 +297,14 @@ class MicroBatcher(Generic[Item]):
         called). Returns None once closed and empty."""
         async with self._changed:
             while True:
-                self._refill()
-                if self._acc.should_flush(model_idle=True) or (self._closed and len(self._acc)):
-                    return self._acc.drain()
-                if self._closed and not self._overflow:
+                if self._room.should_flush(model_idle=True) or (self._closed and len(self._room)):
+                    return self._room.take()
+                if self._closed:
                     return None
-                deadline = self._acc.deadline()
+                deadline = self._room.deadline()
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     await asyncio.wait_for(self._changed.wait(), timeout)
                 except TimeoutError:
-                    if len(self._acc):
-                        return self._acc.drain()
-
-    def _refill(self) -> None:
-        while self._overflow and self._acc.fits(self._overflow[0][1]):
-            item, tokens = self._overflow.pop(0)
-            self._acc.add(item, tokens)
-            if self._acc.is_full():
-                break
+                    if len(self._room):
+                        return self._room.take()

@@ -71,6 +71,18 @@ class Settings(BaseSettings):
     batch_flush_when_idle: bool = Field(
         True, description="Flush at once when the model is idle instead of waiting out the timer."
     )
+    batch_order: Literal["shortest", "arrival"] = Field(
+        "shortest",
+        description="Which waiting events the next model call takes: the cheapest first "
+        "(a typed sentence is not queued behind a long document; one document's events "
+        "still go in arrival order) or plain arrival order.",
+    )
+    batch_max_bypass_s: float = Field(
+        1.0,
+        ge=0,
+        description="With batch_order=shortest, an event waiting this long goes before "
+        "every newer one, so long documents are delayed but never starved.",
+    )
     max_in_flight_events: int = Field(
         512, ge=1, description="Events decoded but not yet scored; beyond it consumption waits."
     )

@@ -5,10 +5,14 @@ batches into published records. Every input ends in exactly one of: a scored eve
 dead letter, or no acknowledgement at all (the worker stopped; it will be redelivered).
 
 Delivery semantics (at-least-once): an input is acknowledged to faust only after its
-output record (or its dead letter) is acknowledged by the broker; faust commits the
-highest offset below which every input is acknowledged, every `commit_interval_s` and on
-a clean stop. A crash replays everything after the last commit: consumers dedupe on
-`event_id`.
+output record (or its dead letter) is acknowledged by the broker, and acknowledgements reach
+faust in offset order per partition (stream/acks.py: faust itself would commit past an
+unacknowledged offset when acks come out of order); faust commits the acknowledged prefix
+every `commit_interval_s` and on a clean stop. A crash replays everything after the last
+commit: consumers dedupe on `event_id`.
+
+Order: the batcher may let a short event overtake a long one of another document, but one
+document's events are published in the order they were consumed (stream/batching.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from datetime import UTC, datetime
 
 from models.base import ModelInfo
 from schemas.events import DeadLetterReason, EditorEvent
+from stream.acks import Ack, OrderedAcks
 from stream.batching import Batch, MicroBatcher, batch_policy, estimate_tokens
 from stream.codec import dead_letter, dead_letter_headers, decode_event, encode, scored_event
 from stream.config import Settings
@@ -30,8 +35,6 @@ from stream.publishing import Delivery, Sink
 from stream.scoring import BatchScorer, ScoredText
 
 log = logging.getLogger(__name__)
-
-Ack = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,7 @@ class ScoringPipeline:
             max_pending=settings.max_in_flight_events,
         )
         self.delivery = Delivery(on_fatal)
+        self.acks = OrderedAcks()
         self._on_fatal = on_fatal
 
     # --- bytes -> event ------------------------------------------------------------------
@@ -84,6 +88,7 @@ class ScoringPipeline:
         """
         self.metrics.events_in.labels(source.topic).inc()
         self.metrics.events_in_flight.inc()
+        self.acks.expect((source.topic, source.partition), source.offset)
         try:
             event = decode_event(
                 raw,
@@ -102,7 +107,7 @@ class ScoringPipeline:
             received_at=datetime.now(UTC),
             received_mono=time.monotonic(),
         )
-        await self.batcher.put(received, received.tokens)
+        await self.batcher.put(received, received.tokens, key=event.doc_id)
 
     # --- batch -> model -> scored event -> bytes -------------------------------------------
     async def run(self) -> None:
@@ -151,7 +156,7 @@ class ScoringPipeline:
         async def delivered() -> None:
             now = datetime.now(UTC)
             for item in scored:
-                await item.source.ack()
+                await self._acknowledge(item.source)
                 latency = (now - item.event.produced_at).total_seconds()
                 self.metrics.end_to_end_latency.observe(max(0.0, latency))
             self.metrics.events_out.labels(self.settings.output_topic).inc(len(scored))
@@ -180,6 +185,9 @@ class ScoringPipeline:
         return scored_event(
             item.event, result.score, self.model_info, timings, scored_at, result.extras
         )
+
+    async def _acknowledge(self, source: Source) -> None:
+        await self.acks.done((source.topic, source.partition), source.offset, source.ack)
 
     # --- dead letters ------------------------------------------------------------------------
     async def _dead_letter_event(self, item: Received, error: Exception) -> None:
@@ -228,7 +236,7 @@ class ScoringPipeline:
         )
 
         async def delivered() -> None:
-            await source.ack()
+            await self._acknowledge(source)
             self.metrics.events_dead_lettered.labels(reason.value).inc()
             self.metrics.events_in_flight.dec()
 

@@ -8,6 +8,7 @@ worker without acknowledging.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -161,3 +162,135 @@ def test_in_flight_gauge_returns_to_zero(count: int) -> None:
         return metrics.registry.get_sample_value("valence_events_in_flight") or 0.0
 
     assert asyncio.run(scenario()) == 0.0
+
+
+class GatedScorer(FakeScorer):
+    """Holds its first call until the test opens the gate: the model is busy meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.batches: list[list[str]] = []
+
+    def score(self, texts: Sequence[str]) -> list[TextScore]:
+        self.batches.append(list(texts))
+        if len(self.batches) == 1:
+            self.gate.wait(10)
+        return super().score(texts)
+
+
+class HeldSink(FakeSink):
+    """Delivers every record at once except those whose key is held, until released."""
+
+    def __init__(self, held_key: bytes) -> None:
+        super().__init__()
+        self.held_key = held_key
+        self.held: list[asyncio.Future[None]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = None):
+        self.records.append((topic, key, value))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if key == self.held_key:
+            self.held.append(future)
+        else:
+            future.set_result(None)
+        return future
+
+
+def doc_event(event_id: str, doc_id: str, text: str) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "doc_id": doc_id,
+            "user_id": "u",
+            "revision": 0,
+            "text": text,
+            "produced_at": "2026-11-26T09:00:00+00:00",
+        }
+    )
+
+
+def test_short_event_overtakes_another_documents_long_one_but_not_its_own() -> None:
+    long_text = "The committee reviewed every proposal in detail. " * 40  # ~560 tokens
+
+    async def scenario() -> tuple[list[str], list[int], list[int], GatedScorer]:
+        scorer = GatedScorer()
+        sink = HeldSink(held_key=b"a")
+        acked: list[int] = []
+        settings = Settings(batch_max_tokens=256, batch_max_wait_s=0.0, batch_order="shortest")
+
+        async def on_fatal(exc: BaseException) -> None:
+            raise AssertionError(exc)
+
+        metrics = ValenceMetrics.create(CollectorRegistry())
+        pipeline = ScoringPipeline(settings, BatchScorer(scorer), sink, metrics, on_fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+        raws = [
+            doc_event("first", "z", "Hello there."),  # occupies the model
+            doc_event("long-a", "a", long_text),
+            doc_event("short-a", "a", "Fine."),
+            doc_event("short-b", "b", "Great news!"),
+        ]
+        for offset, raw in enumerate(raws):
+
+            async def ack(offset: int = offset) -> None:
+                acked.append(offset)
+
+            await pipeline.submit(raw, Source("in", 0, offset, None, None, ack))
+            await asyncio.sleep(0.05)  # the first batch is taken before the rest arrive
+        scorer.gate.set()
+        while len(sink.records) < 4:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        acked_before_release = list(acked)
+        for future in sink.held:
+            future.set_result(None)
+        await pipeline.close()
+        await asyncio.wait_for(runner, 10)
+        published = [orjson.loads(value)["event_id"] for _, _, value in sink.records]
+        return published, acked_before_release, acked, scorer
+
+    published, acked_early, acked, scorer = asyncio.run(scenario())
+    # Another document's sentence overtakes the long document...
+    assert published.index("short-b") < published.index("long-a")
+    # ...but a document's own events keep their order.
+    assert published.index("long-a") < published.index("short-a")
+    assert scorer.batches[1] == ["Great news!"]
+    # short-b (offset 3) was delivered while long-a (offset 1) was not: faust saw only the
+    # acks below the first undelivered offset, and then all of them in offset order.
+    assert acked_early == [0]
+    assert acked == [0, 1, 2, 3]
+
+
+def test_arrival_order_publishes_first_in_first_out() -> None:
+    long_text = "The committee reviewed every proposal in detail. " * 40
+
+    async def scenario() -> list[str]:
+        scorer = GatedScorer()
+        sink = FakeSink()
+        settings = Settings(batch_max_tokens=256, batch_max_wait_s=0.0, batch_order="arrival")
+
+        async def on_fatal(exc: BaseException) -> None:
+            raise AssertionError(exc)
+
+        metrics = ValenceMetrics.create(CollectorRegistry())
+        pipeline = ScoringPipeline(settings, BatchScorer(scorer), sink, metrics, on_fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def ack() -> None:
+            return None
+
+        raws = [
+            doc_event("first", "z", "Hello there."),
+            doc_event("long-a", "a", long_text),
+            doc_event("short-b", "b", "Great news!"),
+        ]
+        for offset, raw in enumerate(raws):
+            await pipeline.submit(raw, Source("in", 0, offset, None, None, ack))
+            await asyncio.sleep(0.05)
+        scorer.gate.set()
+        await pipeline.close()
+        await asyncio.wait_for(runner, 10)
+        return [orjson.loads(value)["event_id"] for _, _, value in sink.records]
+
+    assert asyncio.run(scenario()) == ["first", "long-a", "short-b"]
