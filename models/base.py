@@ -24,6 +24,7 @@ class ModelInfo:
     backbone: str
     device: str
     dtype: str
+    backend: str = "torch"  # what runs the network: "torch" or "onnx" (ONNX Runtime)
 
 
 @dataclass(frozen=True, slots=True)

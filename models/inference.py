@@ -27,7 +27,7 @@ list all five emotions and sum to 1.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +44,7 @@ from models.base import (
     TextScore,
 )
 from models.labels import NO_EMOTION
-from models.network import SentimentEmotionModel, pad_rows
+from models.network import HeadLogits, SentimentEmotionModel, pad_rows
 from models.segment_cache import SegmentCache, cached_forward
 from models.sentences import split_sentences
 
@@ -103,8 +103,13 @@ class TransformerScorer(Scorer):
         pack_sentences: bool = False,
         whole_text: bool = True,
         segment_cache_size: int = 0,
+        network: Callable[[torch.Tensor, torch.Tensor], HeadLogits] | None = None,
+        backend: str = "torch",
     ) -> None:
         self.model = model
+        # What scores segments: the torch network itself, or an export of it (ONNX Runtime,
+        # models/onnx_backend.py). Recommendations always use `model` (they need its states).
+        self.network = network if network is not None else model
         self.tokenizer = tokenizer
         self.manifest = manifest
         self.device = device
@@ -132,10 +137,13 @@ class TransformerScorer(Scorer):
             backbone=manifest.backbone,
             device=str(device),
             dtype=dtype_name,
+            backend=backend,
         )
         # Per-segment results of resent text (models/segment_cache.py); 0 turns it off.
         self.segment_cache: SegmentCache[np.ndarray] | None = (
-            SegmentCache(segment_cache_size, f"{manifest.name}:{manifest.version}:{dtype_name}")
+            SegmentCache(
+                segment_cache_size, f"{manifest.name}:{manifest.version}:{backend}:{dtype_name}"
+            )
             if segment_cache_size > 0
             else None
         )
@@ -210,7 +218,7 @@ class TransformerScorer(Scorer):
         with torch.inference_mode():
             for batch in self._sub_batches([len(x) for x in inputs]):
                 ids, mask = pad_rows([inputs[i] for i in batch], self._pad_id)
-                logits = self.model(ids.to(self.device), mask.to(self.device))
+                logits = self.network(ids.to(self.device), mask.to(self.device))
                 sentiment[batch] = torch.softmax(logits.sentiment.float(), -1).cpu().numpy()
                 emotion[batch] = torch.softmax(logits.emotion.float(), -1).cpu().numpy()
         return sentiment, emotion

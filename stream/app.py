@@ -82,6 +82,7 @@ def create_app(
             "backbone": info.backbone,
             "device": info.device,
             "dtype": info.dtype,
+            "backend": info.backend,
         }
     )
 

@@ -103,7 +103,20 @@ class Settings(BaseSettings):
         "auto", description="auto picks CUDA when a GPU is visible, else CPU."
     )
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
-        "auto", description="auto: fp16 on CUDA, fp32 on CPU. int8 is CPU dynamic quantisation."
+        "auto",
+        description="auto: fp16 on CUDA, the model manifest's cpu_precision on the CPU. int8 "
+        "is CPU dynamic quantisation (torch or ONNX Runtime, per `backend`).",
+    )
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="What runs the network: torch, or onnx (ONNX Runtime, CPU only; the "
+        "graph is exported from model_path on first load into onnx_cache_dir). auto: onnx on "
+        "the CPU when onnxruntime is installed, torch on CUDA.",
+    )
+    onnx_cache_dir: Path = Field(
+        Path("~/.cache/valence/onnx"),
+        description="Where ONNX exports are kept, one folder per hash of the model's files "
+        "(new weights get a new export; old folders can be deleted at any time).",
     )
     torch_threads: int | None = Field(
         None, ge=1, description="CPU threads for inference (default: torch's choice)."
