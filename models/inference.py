@@ -254,6 +254,71 @@ class TransformerScorer(Scorer):
             return None
         return Segment(segments[0].start, segments[-1].end, token_ids)
 
+    def split(self, text: str, max_chars: int) -> list[tuple[int, int]]:
+        """Runs of whole sentences of at most `max_chars` (a longer sentence alone).
+
+        A piece starts and ends on sentence boundaries the splitter finds in the whole text
+        and finds again in the piece (it only looks ahead to the next whitespace), so the
+        pieces' segments are the text's own. Texts that could be scored whole (one window)
+        are never split: their score is not a mean of segments.
+        """
+        if len(text) <= max_chars:
+            return []
+        sentences = split_sentences(text)
+        pieces: list[tuple[int, int]] = []
+        for start, end in sentences:
+            if pieces and end - pieces[-1][0] <= max_chars:
+                pieces[-1] = (pieces[-1][0], end)
+            else:
+                pieces.append((start, end))
+        if len(pieces) < 2:
+            return []
+        # Tokenizing here costs ~1 ms a page; above 8 characters a token on average no text
+        # fits one window, so only shorter texts are checked exactly.
+        if len(text) <= 8 * self.max_segment_tokens and self._whole(text, self.segments(text)):
+            return []
+        return pieces
+
+    def combine(self, text: str, parts: Sequence[tuple[int, TextScore]]) -> TextScore:
+        """The token-weighted mean of every piece's segments, as `score` computes it for a
+        text that does not fit one window (the per-segment probabilities are turned back
+        into the model's raw ones: the sentiment prior correction is undone)."""
+        segments: list[SegmentScore] = []
+        for offset, part in parts:
+            segments += [
+                SegmentScore(
+                    start=seg.start + offset,
+                    end=seg.end + offset,
+                    tokens=seg.tokens,
+                    sentiment=seg.sentiment,
+                    emotion=seg.emotion,
+                    emotion_intensity=seg.emotion_intensity,
+                )
+                for seg in part.segments
+            ]
+        if not segments:
+            raise ValueError("no segments to combine")
+        tokens = np.array([seg.tokens for seg in segments], float)
+        corrected = np.array(
+            [[seg.sentiment.probabilities[k] for k in self.sentiment_labels] for seg in segments]
+        )
+        raw = corrected / self.sentiment_factors
+        raw = raw / raw.sum(axis=1, keepdims=True)
+        emotion = np.array(
+            [[seg.emotion.probabilities[k] for k in self.emotion_labels] for seg in segments]
+        )
+        weights = tokens / tokens.sum()
+        sentiment_scores, emotion_scores, intensity = self._labels(weights @ raw, weights @ emotion)
+        probabilities = sentiment_scores.probabilities
+        return TextScore(
+            sentiment=sentiment_scores,
+            valence=probabilities["positive"] - probabilities["negative"],
+            emotion=emotion_scores,
+            emotion_intensity=intensity,
+            segments=segments,
+            tokens=int(tokens.sum()),
+        )
+
     def score(self, texts: Sequence[str]) -> list[TextScore]:
         per_text = [self.segments(text) for text in texts]
         wholes = [

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 Item = TypeVar("Item")
 
 
+CHARS_PER_TOKEN = 3.6  # English prose per WordPiece token (see estimate_tokens)
+
+
 def estimate_tokens(text: str) -> int:
     """About the tokens `text` will cost the model, without running the tokenizer.
 
@@ -42,7 +45,7 @@ def estimate_tokens(text: str) -> int:
     sentence split, repeated by the model thread) cost about as much CPU as all other
     per-event work.
     """
-    return round(len(text) / 3.6) + 2
+    return round(len(text) / CHARS_PER_TOKEN) + 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,7 @@ class _Waiting(Generic[Item]):
     key: Hashable
     arrived: float
     seq: int
+    apart: bool  # never in the same batch as the item of its key before it
 
 
 class WaitingRoom(Generic[Item]):
@@ -183,13 +187,15 @@ class WaitingRoom(Generic[Item]):
     def __len__(self) -> int:
         return self._count
 
-    def add(self, item: Item, tokens: int, key: Hashable = None) -> None:
-        """Queue `item`; items with the same non-None `key` keep their order."""
+    def add(self, item: Item, tokens: int, key: Hashable = None, *, apart: bool = False) -> None:
+        """Queue `item`; items with the same non-None `key` keep their order, and an item
+        added `apart` goes in a later batch than the one before it (the pieces of a long
+        document: one per model call, so short events get in between)."""
         seq = next(self._seq)
         now = self._clock()
         queue_key = key if key is not None else ("unkeyed", seq)
         self._queues.setdefault(queue_key, deque()).append(
-            _Waiting(item, tokens, queue_key, now, seq)
+            _Waiting(item, tokens, queue_key, now, seq, apart)
         )
         self._count += 1
         self._tokens += tokens
@@ -239,10 +245,10 @@ class WaitingRoom(Generic[Item]):
             opened_at = min(opened_at, waiting.arrived)
             self._count -= 1
             self._tokens -= waiting.tokens
-            if queue:
-                heapq.heappush(heads, (self._priority(queue[0], now), queue[0].seq, key))
-            else:
+            if not queue:
                 del self._queues[key]
+            elif not queue[0].apart:
+                heapq.heappush(heads, (self._priority(queue[0], now), queue[0].seq, key))
             if acc.is_full():
                 break
         self._oldest = min((q[0].arrived for q in self._queues.values()), default=None)
@@ -272,13 +278,15 @@ class MicroBatcher(Generic[Item]):
         """Items accepted and not yet released (queued or being scored)."""
         return self._pending
 
-    async def put(self, item: Item, tokens: int, key: Hashable = None) -> None:
+    async def put(
+        self, item: Item, tokens: int, key: Hashable = None, *, apart: bool = False
+    ) -> None:
         """Queue `item` (waits while too many are pending). Items with the same `key` are
-        batched in the order they were put."""
+        batched in the order they were put; see `WaitingRoom.add` for `apart`."""
         async with self._changed:
             await self._changed.wait_for(lambda: self._pending < self._max_pending)
             self._pending += 1
-            self._room.add(item, tokens, key)
+            self._room.add(item, tokens, key, apart=apart)
             self._changed.notify_all()
 
     async def release(self, count: int) -> None:

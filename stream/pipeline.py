@@ -13,6 +13,11 @@ commit: consumers dedupe on `event_id`.
 
 Order: the batcher may let a short event overtake a long one of another document, but one
 document's events are published in the order they were consumed (stream/batching.py).
+A long document (over `batch_split_tokens`) is scored in pieces, one per model call, with
+other events admitted between them; its scored event is built from the pieces' scores
+(`Scorer.combine`, the same score as in one call) and published when the last piece is
+scored. Events whose suggestions or attributions are wanted are never split: those need
+the whole text in one job.
 """
 
 from __future__ import annotations
@@ -20,13 +25,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from models.base import ModelInfo
+from models.base import ModelInfo, TextScore
 from schemas.events import DeadLetterReason, EditorEvent
 from stream.acks import Ack, OrderedAcks
-from stream.batching import Batch, MicroBatcher, batch_policy, estimate_tokens
+from stream.batching import CHARS_PER_TOKEN, Batch, MicroBatcher, batch_policy, estimate_tokens
 from stream.codec import dead_letter, dead_letter_headers, decode_event, encode, scored_event
 from stream.config import Settings
 from stream.errors import DecodeError
@@ -56,6 +61,31 @@ class Received:
     tokens: int
     received_at: datetime
     received_mono: float
+    split: Split | None = None
+
+
+@dataclass(slots=True)
+class Split:
+    """A long event scored in pieces: the pieces' spans and, as they come, their scores."""
+
+    spans: list[tuple[int, int]]
+    parts: list[TextScore | None] = field(default_factory=list)
+    failed: bool = False
+
+    def __post_init__(self) -> None:
+        self.parts = [None] * len(self.spans)
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One piece of a split event, queued for the model like an event."""
+
+    owner: Received
+    index: int
+    text: str
+
+
+Queued = Received | Piece
 
 
 class ScoringPipeline:
@@ -72,7 +102,7 @@ class ScoringPipeline:
         self.sink = sink
         self.metrics = metrics
         self.model_info: ModelInfo = scorer.scorer.info
-        self.batcher: MicroBatcher[Received] = MicroBatcher(
+        self.batcher: MicroBatcher[Queued] = MicroBatcher(
             batch_policy(settings, self.model_info.device),
             max_pending=settings.max_in_flight_events,
         )
@@ -107,7 +137,33 @@ class ScoringPipeline:
             received_at=datetime.now(UTC),
             received_mono=time.monotonic(),
         )
-        await self.batcher.put(received, received.tokens, key=event.doc_id)
+        spans = self._pieces(received)
+        if not spans:
+            await self.batcher.put(received, received.tokens, key=event.doc_id)
+            return
+        received = Received(
+            event,
+            source,
+            received.tokens,
+            received.received_at,
+            received.received_mono,
+            Split(spans),
+        )
+        for index, (start, end) in enumerate(spans):
+            text = event.text[start:end]
+            piece = Piece(received, index, text)
+            await self.batcher.put(piece, estimate_tokens(text), key=event.doc_id, apart=index > 0)
+
+    def _pieces(self, received: Received) -> list[tuple[int, int]]:
+        """Spans to score the event in, one model call each; [] to score it whole."""
+        limit = self.settings.batch_split_tokens
+        if not limit or received.tokens <= limit:
+            return []
+        event = received.event
+        extras = self.settings.suggestions == "all" or self.settings.attribution
+        if self.scorer.step is not None and (extras or event.target_emotion is not None):
+            return []
+        return self.scorer.scorer.split(event.text, round(limit * CHARS_PER_TOKEN))
 
     # --- batch -> model -> scored event -> bytes -------------------------------------------
     async def run(self) -> None:
@@ -127,11 +183,12 @@ class ScoringPipeline:
     async def close(self) -> None:
         await self.batcher.close()
 
-    async def process(self, batch: Batch[Received]) -> None:
+    async def process(self, batch: Batch[Queued]) -> None:
         items = batch.items
         started_mono = time.monotonic()
         results = await self.scorer.score(
-            [item.event.text for item in items], [item.event.target_emotion for item in items]
+            [item.text if isinstance(item, Piece) else item.event.text for item in items],
+            [None if isinstance(item, Piece) else item.event.target_emotion for item in items],
         )
         inference_s = time.monotonic() - started_mono
         self.metrics.inference_duration.observe(inference_s)
@@ -140,7 +197,11 @@ class ScoringPipeline:
         scored_at = datetime.now(UTC)
         futures = []
         scored: list[Received] = []
-        for item, result in zip(items, results, strict=True):
+        for queued, scored_or_error in zip(items, results, strict=True):
+            done = await self._whole_event(queued, scored_or_error)
+            if done is None:
+                continue  # a piece of an event still being scored (or already dead-lettered)
+            item, result = done
             self.metrics.queue_duration.observe(max(0.0, started_mono - item.received_mono))
             if isinstance(result, Exception):
                 await self._dead_letter_event(item, result)
@@ -165,11 +226,40 @@ class ScoringPipeline:
 
         await self.delivery.track(futures, delivered)
 
+    async def _whole_event(
+        self, queued: Queued, result: ScoredText | Exception
+    ) -> tuple[Received, ScoredText | Exception] | None:
+        """An event and its result, once complete: a piece completes its event when it is
+        the last one scored; a failed piece fails the event (dead-lettered once)."""
+        if not isinstance(queued, Piece):
+            return queued, result
+        owner = queued.owner
+        split = owner.split
+        assert split is not None
+        if split.failed:
+            return None
+        if isinstance(result, Exception):
+            split.failed = True
+            return owner, result
+        split.parts[queued.index] = result.score
+        if any(part is None for part in split.parts):
+            return None
+        try:
+            parts = [
+                (start, part)
+                for (start, _), part in zip(split.spans, split.parts, strict=True)
+                if part is not None
+            ]
+            return owner, ScoredText(self.scorer.scorer.combine(owner.event.text, parts))
+        except Exception as exc:
+            split.failed = True
+            return owner, exc
+
     def _scored(
         self,
         item: Received,
         result: ScoredText,
-        batch: Batch[Received],
+        batch: Batch[Queued],
         started_mono: float,
         inference_s: float,
         scored_at: datetime,

@@ -187,3 +187,16 @@ def test_waiting_room_flush_rule_matches_the_accumulator() -> None:
     room.add("z", 1)
     assert room.take().items == ["x", "y", "z"]
     assert room.deadline() is None
+
+
+def test_items_added_apart_take_one_batch_each_with_others_between() -> None:
+    room = _room(Clock(), max_tokens=10_000)
+    room.add("piece-1", 250, key="a")
+    room.add("piece-2", 250, key="a", apart=True)
+    room.add("piece-3", 250, key="a", apart=True)
+    room.add("next-a", 5, key="a")  # not apart: may follow the last piece in its batch
+    room.add("sentence", 10, key="b")
+    assert room.take().items == ["sentence", "piece-1"]
+    room.add("late sentence", 10, key="c")
+    assert room.take().items == ["late sentence", "piece-2"]
+    assert room.take().items == ["piece-3", "next-a"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -294,3 +295,90 @@ def test_arrival_order_publishes_first_in_first_out() -> None:
         return [orjson.loads(value)["event_id"] for _, _, value in sink.records]
 
     assert asyncio.run(scenario()) == ["first", "long-a", "short-b"]
+
+
+class SteppedScorer(Scorer):
+    """A real (tiny) scorer whose first two calls wait for the test: the model is busy."""
+
+    def __init__(self, inner: Scorer) -> None:
+        self.inner = inner
+        self.info = inner.info
+        self.gates = [threading.Event(), threading.Event()]
+        self.calls: list[list[str]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def split(self, text: str, max_chars: int) -> list[tuple[int, int]]:
+        return self.inner.split(text, max_chars)
+
+    def combine(self, text: str, parts: Sequence[tuple[int, TextScore]]) -> TextScore:
+        return self.inner.combine(text, parts)
+
+    def score(self, texts: Sequence[str]) -> list[TextScore]:
+        self.calls.append(list(texts))
+        if len(self.calls) <= len(self.gates):
+            self.gates[len(self.calls) - 1].wait(10)
+        return self.inner.score(texts)
+
+
+def test_a_long_document_is_scored_in_pieces_with_short_events_between(tmp_path: Path) -> None:
+    from models.loading import load_scorer
+    from tests.tiny_model import write_random_model
+
+    inner = load_scorer(write_random_model(tmp_path / "m"), device="cpu", precision="fp32")
+    sentence = "The committee reviewed every proposal in detail, one by one."
+    long_text = " ".join([sentence] * 24)  # ~400 tokens: pieces of ~64 tokens
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[int], SteppedScorer]:
+        scorer = SteppedScorer(inner)
+        sink = FakeSink()
+        acked: list[int] = []
+        settings = Settings(batch_split_tokens=64, batch_max_wait_s=0.0, suggestions="off")
+
+        async def on_fatal(exc: BaseException) -> None:
+            raise AssertionError(exc)
+
+        metrics = ValenceMetrics.create(CollectorRegistry())
+        pipeline = ScoringPipeline(settings, BatchScorer(scorer), sink, metrics, on_fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def submit(offset: int, raw: bytes) -> None:
+            async def ack() -> None:
+                acked.append(offset)
+
+            await pipeline.submit(raw, Source("in", 0, offset, None, None, ack))
+            await asyncio.sleep(0.05)
+
+        await submit(0, doc_event("first", "z", "Hello there."))  # call 1, held
+        await submit(1, doc_event("long-a", "a", long_text))
+        await submit(2, doc_event("short-a", "a", "Fine."))
+        await submit(3, doc_event("short-b", "b", "Great news!"))
+        scorer.gates[0].set()  # call 2 takes short-b and the first piece, and is held
+        await asyncio.sleep(0.2)
+        await submit(4, doc_event("late-c", "c", "Typed just now."))
+        scorer.gates[1].set()
+        await pipeline.close()
+        await asyncio.wait_for(runner, 30)
+        outputs = [orjson.loads(value) for _, _, value in sink.records]
+        return outputs, acked, scorer
+
+    outputs, acked, scorer = asyncio.run(scenario())
+    published = [o["event_id"] for o in outputs]
+    assert published.index("short-b") < published.index("long-a")
+    assert published.index("late-c") < published.index("long-a")  # admitted between pieces
+    assert published.index("long-a") < published.index("short-a")  # its own doc waits
+    assert acked == [0, 1, 2, 3, 4]
+    pieces = [
+        text for call in scorer.calls for text in call if text in long_text and len(text) > 100
+    ]
+    assert len(pieces) >= 3
+    assert all(sum(text in pieces for text in call) <= 1 for call in scorer.calls)
+    assert "Typed just now." in scorer.calls[2] and any(t in pieces for t in scorer.calls[2])
+    # The document's published score is the score of the whole text in one call.
+    whole = inner.score([long_text])[0]
+    long_out = outputs[published.index("long-a")]
+    assert long_out["sentiment"]["label"] == whole.sentiment.label
+    for label, probability in whole.sentiment.probabilities.items():
+        assert abs(long_out["sentiment"]["probabilities"][label] - probability) < 1e-4
+    assert len(long_out["sentences"]) == len(whole.segments)
