@@ -83,13 +83,13 @@ class Settings(BaseSettings):
         description="With batch_order=shortest, an event waiting this long goes before "
         "every newer one, so long documents are delayed but never starved.",
     )
-    batch_split_tokens: int = Field(
-        256,
+    batch_split_tokens: int | None = Field(
+        None,
         ge=0,
         description="A document estimated above this many tokens is scored in pieces of about "
         "this size, one per model call, with other events admitted between them (same scores "
-        "as in one call); 0 scores every event in one call. Events that want suggestions or "
-        "attributions are never split.",
+        "as in one call); 0 scores every event in one call. Unset: 256 on the CPU, 0 on a "
+        "GPU. Events that want suggestions or attributions are never split.",
     )
     max_in_flight_events: int = Field(
         512, ge=1, description="Events decoded but not yet scored; beyond it consumption waits."

@@ -13,11 +13,11 @@ commit: consumers dedupe on `event_id`.
 
 Order: the batcher may let a short event overtake a long one of another document, but one
 document's events are published in the order they were consumed (stream/batching.py).
-A long document (over `batch_split_tokens`) is scored in pieces, one per model call, with
-other events admitted between them; its scored event is built from the pieces' scores
-(`Scorer.combine`, the same score as in one call) and published when the last piece is
-scored. Events whose suggestions or attributions are wanted are never split: those need
-the whole text in one job.
+A long document (over `batch_split_tokens`; by default on the CPU only) is scored in
+pieces, one per model call, with other events admitted between them; its scored event is
+built from the pieces' scores (`Scorer.combine`, the same score as in one call) and
+published when the last piece is scored. Events whose suggestions or attributions are
+wanted are never split: those need the whole text in one job.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ from datetime import UTC, datetime
 from models.base import ModelInfo, TextScore
 from schemas.events import DeadLetterReason, EditorEvent
 from stream.acks import Ack, OrderedAcks
-from stream.batching import CHARS_PER_TOKEN, Batch, MicroBatcher, batch_policy, estimate_tokens
+from stream.batching import (
+    CHARS_PER_TOKEN,
+    Batch,
+    MicroBatcher,
+    batch_policy,
+    estimate_tokens,
+    split_tokens,
+)
 from stream.codec import dead_letter, dead_letter_headers, decode_event, encode, scored_event
 from stream.config import Settings
 from stream.errors import DecodeError
@@ -106,6 +113,7 @@ class ScoringPipeline:
             batch_policy(settings, self.model_info.device),
             max_pending=settings.max_in_flight_events,
         )
+        self.split_tokens = split_tokens(settings, self.model_info.device)
         self.delivery = Delivery(on_fatal)
         self.acks = OrderedAcks()
         self._on_fatal = on_fatal
@@ -156,7 +164,7 @@ class ScoringPipeline:
 
     def _pieces(self, received: Received) -> list[tuple[int, int]]:
         """Spans to score the event in, one model call each; [] to score it whole."""
-        limit = self.settings.batch_split_tokens
+        limit = self.split_tokens
         if not limit or received.tokens <= limit:
             return []
         event = received.event

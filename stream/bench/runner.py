@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 count_tokens = estimate_tokens
 
 
-def _isolated(settings: Settings, name: str, **overrides: Any) -> Settings:
+def isolated_settings(settings: Settings, name: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         **settings.model_dump(exclude_none=True),
         "app_id": name,
@@ -126,7 +126,7 @@ def watched(watch: MachineWatch, name: str, run: Callable[[int], dict[str, Any]]
     return result
 
 
-def _phase(
+def watched_phase(
     target: Settings,
     events: list[dict[str, Any]],
     name: str,
@@ -175,7 +175,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     environment = describe(settings, scorer)
 
     partitions = max(settings.topic_partitions, options.workers)
-    group = _isolated(settings, f"valence-bench-{tag}", topic_partitions=partitions)
+    group = isolated_settings(settings, f"valence-bench-{tag}", topic_partitions=partitions)
     workers = [
         processes.worker(
             group if n == 0 else _with(group, http_port=processes.free_port()),
@@ -193,7 +193,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
         for worker in workers:
             worker.start()
         if options.naive:
-            naive_settings = _isolated(settings, f"valence-naive-{tag}")
+            naive_settings = isolated_settings(settings, f"valence-naive-{tag}")
             naive = processes.Child(
                 "naive consumer",
                 ["-m", "stream.bench.naive"],
@@ -228,7 +228,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
             load_texts = texts_for(options.workload, count, pool, options.seed + 100 + index)
             events = as_events(load_texts, f"load{index}")
             wait = timeout + options.load_seconds * 3
-            phase = _phase(group, events, f"load-{fraction:g}", rate, wait, watch)
+            phase = watched_phase(group, events, f"load-{fraction:g}", rate, wait, watch)
             loads.append({"fraction": fraction, **phase})
         memory = _memory(workers, naive)
     finally:
@@ -291,7 +291,7 @@ def _rounds(
     for number in range(count):
         log.info("round %d: pipeline", number)
         recorder = profile.start(*spy) if spy is not None and number == 0 else None
-        pipeline = _phase(
+        pipeline = watched_phase(
             group, as_events(texts, f"r{number}-w"), "saturation", None, timeout, watch
         )
         entry: dict[str, Any] = {"round": number, "pipeline": pipeline}
@@ -301,7 +301,7 @@ def _rounds(
         if naive is not None:
             log.info("round %d: naive consumer", number)
             events = as_events(texts, f"r{number}-n")
-            entry["naive"] = _phase(naive, events, "naive", None, timeout * 3, watch)
+            entry["naive"] = watched_phase(naive, events, "naive", None, timeout * 3, watch)
             entry["pipeline_over_naive"] = _ratio(
                 pipeline.get("throughput"), entry["naive"].get("throughput")
             )
@@ -336,7 +336,7 @@ def _memory(workers: list[processes.Child], naive: processes.Child | None) -> di
 
 
 def machine_load(results: dict[str, Any]) -> dict[str, Any]:
-    """Every watched phase's machine figures, and whether any was taken under load."""
+    """Every watched phase of a benchmark run, summarised by `load_summary`."""
     phases: list[tuple[str, dict[str, Any]]] = []
     for entry in results.get("rounds", []):
         for key in ("model_only", "pipeline", "naive"):
@@ -345,6 +345,11 @@ def machine_load(results: dict[str, Any]) -> dict[str, Any]:
     for load in results.get("loads", []):
         if "machine" in load:
             phases.append((f"load {load['fraction']:g}", load["machine"]))
+    return load_summary(phases)
+
+
+def load_summary(phases: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Whether any of the (name, machine figures) phases was taken under load or repeated."""
     loaded = [name for name, machine in phases if machine["under_load"]]
     return {
         "phases": len(phases),

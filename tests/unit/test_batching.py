@@ -200,3 +200,13 @@ def test_items_added_apart_take_one_batch_each_with_others_between() -> None:
     room.add("late sentence", 10, key="c")
     assert room.take().items == ["late sentence", "piece-2"]
     assert room.take().items == ["piece-3", "next-a"]
+
+
+def test_documents_are_split_on_the_cpu_by_default_only() -> None:
+    from stream.batching import split_tokens
+    from stream.config import Settings
+
+    assert split_tokens(Settings(), "cpu") == 256
+    assert split_tokens(Settings(), "cuda:0") == 0
+    assert split_tokens(Settings(batch_split_tokens=0), "cpu") == 0
+    assert split_tokens(Settings(batch_split_tokens=512), "cuda") == 512
