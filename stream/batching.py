@@ -176,7 +176,7 @@ class _Waiting(Generic[Item]):
     key: Hashable
     arrived: float
     seq: int
-    apart: bool  # never in the same batch as the item of its key before it
+    alone: bool  # a model call to itself
 
 
 class WaitingRoom(Generic[Item]):
@@ -200,15 +200,15 @@ class WaitingRoom(Generic[Item]):
     def __len__(self) -> int:
         return self._count
 
-    def add(self, item: Item, tokens: int, key: Hashable = None, *, apart: bool = False) -> None:
-        """Queue `item`; items with the same non-None `key` keep their order, and an item
-        added `apart` goes in a later batch than the one before it (the pieces of a long
-        document: one per model call, so short events get in between)."""
+    def add(self, item: Item, tokens: int, key: Hashable = None, *, alone: bool = False) -> None:
+        """Queue `item`; items with the same non-None `key` keep their order. An item added
+        `alone` gets a batch to itself (a piece of a long document: short events then never
+        wait for more than one piece, and never share its call)."""
         seq = next(self._seq)
         now = self._clock()
         queue_key = key if key is not None else ("unkeyed", seq)
         self._queues.setdefault(queue_key, deque()).append(
-            _Waiting(item, tokens, queue_key, now, seq, apart)
+            _Waiting(item, tokens, queue_key, now, seq, alone)
         )
         self._count += 1
         self._tokens += tokens
@@ -250,6 +250,9 @@ class WaitingRoom(Generic[Item]):
             _, _, key = heads[0]
             queue = self._queues[key]
             waiting = queue[0]
+            if waiting.alone and len(acc):
+                heapq.heappop(heads)  # waits for a call of its own
+                continue
             if not acc.fits(waiting.tokens):
                 break  # the best candidate does not fit: the batch is as full as it gets
             heapq.heappop(heads)
@@ -260,9 +263,9 @@ class WaitingRoom(Generic[Item]):
             self._tokens -= waiting.tokens
             if not queue:
                 del self._queues[key]
-            elif not queue[0].apart:
+            else:
                 heapq.heappush(heads, (self._priority(queue[0], now), queue[0].seq, key))
-            if acc.is_full():
+            if acc.is_full() or waiting.alone:
                 break
         self._oldest = min((q[0].arrived for q in self._queues.values()), default=None)
         batch = acc.drain()
@@ -292,14 +295,14 @@ class MicroBatcher(Generic[Item]):
         return self._pending
 
     async def put(
-        self, item: Item, tokens: int, key: Hashable = None, *, apart: bool = False
+        self, item: Item, tokens: int, key: Hashable = None, *, alone: bool = False
     ) -> None:
         """Queue `item` (waits while too many are pending). Items with the same `key` are
-        batched in the order they were put; see `WaitingRoom.add` for `apart`."""
+        batched in the order they were put; see `WaitingRoom.add` for `alone`."""
         async with self._changed:
             await self._changed.wait_for(lambda: self._pending < self._max_pending)
             self._pending += 1
-            self._room.add(item, tokens, key, apart=apart)
+            self._room.add(item, tokens, key, alone=alone)
             self._changed.notify_all()
 
     async def release(self, count: int) -> None:

@@ -14,7 +14,7 @@ commit: consumers dedupe on `event_id`.
 Order: the batcher may let a short event overtake a long one of another document, but one
 document's events are published in the order they were consumed (stream/batching.py).
 A long document (over `batch_split_tokens`; by default on the CPU only) is scored in
-pieces, one per model call, with other events admitted between them; its scored event is
+pieces, each alone in a model call, with other events admitted between them; its scored event is
 built from the pieces' scores (`Scorer.combine`, the same score as in one call) and
 published when the last piece is scored. Events whose suggestions or attributions are
 wanted are never split: those need the whole text in one job.
@@ -160,7 +160,7 @@ class ScoringPipeline:
         for index, (start, end) in enumerate(spans):
             text = event.text[start:end]
             piece = Piece(received, index, text)
-            await self.batcher.put(piece, estimate_tokens(text), key=event.doc_id, apart=index > 0)
+            await self.batcher.put(piece, estimate_tokens(text), key=event.doc_id, alone=True)
 
     def _pieces(self, received: Received) -> list[tuple[int, int]]:
         """Spans to score the event in, one model call each; [] to score it whole."""

@@ -189,17 +189,28 @@ def test_waiting_room_flush_rule_matches_the_accumulator() -> None:
     assert room.deadline() is None
 
 
-def test_items_added_apart_take_one_batch_each_with_others_between() -> None:
+def test_items_added_alone_get_a_batch_each_and_short_ones_go_between() -> None:
     room = _room(Clock(), max_tokens=10_000)
-    room.add("piece-1", 250, key="a")
-    room.add("piece-2", 250, key="a", apart=True)
-    room.add("piece-3", 250, key="a", apart=True)
-    room.add("next-a", 5, key="a")  # not apart: may follow the last piece in its batch
+    room.add("piece-1", 250, key="a", alone=True)
+    room.add("piece-2", 250, key="a", alone=True)
+    room.add("next-a", 5, key="a")
     room.add("sentence", 10, key="b")
-    assert room.take().items == ["sentence", "piece-1"]
+    assert room.take().items == ["sentence"]  # a piece never shares a call
+    assert room.take().items == ["piece-1"]
     room.add("late sentence", 10, key="c")
-    assert room.take().items == ["late sentence", "piece-2"]
-    assert room.take().items == ["piece-3", "next-a"]
+    assert room.take().items == ["late sentence"]
+    assert room.take().items == ["piece-2"]
+    assert room.take().items == ["next-a"]
+
+
+def test_an_overdue_piece_still_goes_alone() -> None:
+    clock = Clock()
+    room = _room(clock, max_tokens=10_000, max_bypass_s=1.0)
+    room.add("piece", 250, key="a", alone=True)
+    clock.now += 2.0
+    room.add("sentence", 10, key="b")
+    assert room.take().items == ["piece"]
+    assert room.take().items == ["sentence"]
 
 
 def test_documents_are_split_on_the_cpu_by_default_only() -> None:
