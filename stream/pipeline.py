@@ -14,8 +14,8 @@ commit: consumers dedupe on `event_id`.
 Order: the batcher may let a short event overtake a long one of another document, but one
 document's events are published in the order they were consumed (stream/batching.py).
 A long document (over `batch_split_tokens`; by default on the CPU only) is scored in
-pieces, each alone in a model call, with other events admitted between them; its scored event is
-built from the pieces' scores (`Scorer.combine`, the same score as in one call) and
+pieces, each alone in a model call, with other events admitted between them; its scored
+event is built from the pieces' scores (`Scorer.combine`, the same score as in one call) and
 published when the last piece is scored. Events whose suggestions or attributions are
 wanted are never split: those need the whole text in one job.
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from models.base import ModelInfo, TextScore
@@ -149,14 +149,7 @@ class ScoringPipeline:
         if not spans:
             await self.batcher.put(received, received.tokens, key=event.doc_id)
             return
-        received = Received(
-            event,
-            source,
-            received.tokens,
-            received.received_at,
-            received.received_mono,
-            Split(spans),
-        )
+        received = replace(received, split=Split(spans))
         for index, (start, end) in enumerate(spans):
             text = event.text[start:end]
             piece = Piece(received, index, text)
@@ -171,7 +164,11 @@ class ScoringPipeline:
         extras = self.settings.suggestions == "all" or self.settings.attribution
         if self.scorer.step is not None and (extras or event.target_emotion is not None):
             return []
-        return self.scorer.scorer.split(event.text, round(limit * CHARS_PER_TOKEN))
+        try:
+            return self.scorer.scorer.split(event.text, round(limit * CHARS_PER_TOKEN))
+        except Exception:  # splitting is an optimisation: score the event whole instead
+            log.exception("could not split event %s; scoring it whole", event.event_id)
+            return []
 
     # --- batch -> model -> scored event -> bytes -------------------------------------------
     async def run(self) -> None:
