@@ -6,14 +6,15 @@ the other and then again in reverse order (A B C C B A), so slow drift in the ma
 load does not favour either end. Each phase records other processes' CPU before and during
 it (`runner.watched`) and is repeated once when that changed.
 
-Configurations:
+Configurations (`--preset scheduling`, the default; `--preset token-cap` compares the CPU
+token cap per model call, 2048 against 512, with everything else at its default):
 - `fifo-torch-fp32`: arrival order, documents in one call, torch fp32 (the worker before
   issue 14);
 - `shortest-torch-fp32`: shortest-first with per-document order and split documents,
   torch fp32 (the scheduling change alone);
 - `shortest-default`: the same with the default CPU backend (the worker now).
 
-Run: ``python -m stream.bench.scheduling --rate 6 --duration 40 [--output DIR]``.
+Run: ``python -m stream.bench.scheduling [--preset P] --rate 6 --duration 40 [--output DIR]``.
 """
 
 from __future__ import annotations
@@ -34,15 +35,19 @@ from stream.config import Settings
 
 log = logging.getLogger(__name__)
 
-CONFIGURATIONS: dict[str, dict[str, Any]] = {
-    "fifo-torch-fp32": {
-        "batch_order": "arrival",
-        "batch_split_tokens": 0,
-        "backend": "torch",
-        "precision": "fp32",
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "scheduling": {
+        "fifo-torch-fp32": {
+            "batch_order": "arrival",
+            "batch_split_tokens": 0,
+            "backend": "torch",
+            "precision": "fp32",
+        },
+        "shortest-torch-fp32": {"backend": "torch", "precision": "fp32"},
+        "shortest-default": {},
     },
-    "shortest-torch-fp32": {"backend": "torch", "precision": "fp32"},
-    "shortest-default": {},
+    # The CPU token cap per model call, with the default scheduling and backend.
+    "token-cap": {"cap-2048": {"batch_max_tokens": 2048}, "cap-512": {"batch_max_tokens": 512}},
 }
 
 
@@ -61,7 +66,9 @@ def _summary(phase: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def compare(settings: Settings, rate: float, duration: float, seed: int = 5) -> dict[str, Any]:
+def compare(
+    settings: Settings, rate: float, duration: float, preset: str = "scheduling", seed: int = 5
+) -> dict[str, Any]:
     from deploy.kafka import launcher
 
     broker = launcher.start(settings)
@@ -70,14 +77,15 @@ def compare(settings: Settings, rate: float, duration: float, seed: int = 5) -> 
     logs = Path(settings.state_dir) / "bench" / f"scheduling-{tag}"
     pool = sentence_pool(seed=seed)
     texts = texts_for("mix", max(20, round(rate * duration)), pool, seed)
-    order = [*CONFIGURATIONS, *reversed(CONFIGURATIONS)]
+    configurations = PRESETS[preset]
+    order = [*configurations, *reversed(configurations)]
     phases: list[dict[str, Any]] = []
     started_load = load_average()
     for turn, name in enumerate(order):
         group = isolated_settings(
             settings,
             f"valence-sched-{tag}-{turn}",
-            **CONFIGURATIONS[name],
+            **configurations[name],
         )
         worker = processes.worker(group, logs / f"{turn}-{name}.log")
         try:
@@ -94,11 +102,12 @@ def compare(settings: Settings, rate: float, duration: float, seed: int = 5) -> 
         name: [_summary(p) for p in phases if p["configuration"] == name] for name in CONFIGURATIONS
     }
     return {
-        "command": f"python -m stream.bench.scheduling --rate {rate:g} --duration {duration:g}",
+        "command": f"python -m stream.bench.scheduling --preset {preset} --rate {rate:g} "
+        f"--duration {duration:g}",
         "rate": rate,
         "events_per_phase": len(texts),
         "order": order,
-        "configurations": CONFIGURATIONS,
+        "configurations": configurations,
         "summary": summary,
         "phases": phases,
         "machine_load": load_summary(
@@ -145,13 +154,14 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stream.bench.scheduling")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="scheduling")
     parser.add_argument("--rate", type=float, default=6.0, help="Offered events/s.")
     parser.add_argument("--duration", type=float, default=40.0, help="Seconds per phase.")
     parser.add_argument("--output", type=Path, default=Path("bench-results/scheduling"))
     args = parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s: %(message)s")
-    result = compare(settings, args.rate, args.duration)
+    result = compare(settings, args.rate, args.duration, args.preset)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "scheduling.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (args.output / "scheduling.md").write_text(markdown(result))
