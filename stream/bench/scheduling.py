@@ -99,7 +99,7 @@ def compare(
             worker.stop()
         phases.append({"configuration": name, "turn": turn, **phase})
     summary = {
-        name: [_summary(p) for p in phases if p["configuration"] == name] for name in CONFIGURATIONS
+        name: [_summary(p) for p in phases if p["configuration"] == name] for name in configurations
     }
     return {
         "command": f"python -m stream.bench.scheduling --preset {preset} --rate {rate:g} "
