@@ -24,6 +24,7 @@ class ModelInfo:
     backbone: str
     device: str
     dtype: str
+    backend: str = "torch"  # what runs the network: "torch" or "onnx" (ONNX Runtime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,17 @@ class Scorer(abc.ABC):
     @abc.abstractmethod
     def score(self, texts: Sequence[str]) -> list[TextScore]:
         """Score every text in one batched pass; one `TextScore` per text, same order."""
+
+    def split(self, text: str, max_chars: int) -> list[tuple[int, int]]:
+        """Character spans cutting `text` into pieces of about `max_chars` that can be
+        scored one by one and then `combine`d into the score `score([text])` would give,
+        so a long document need not occupy the model in one call. [] when the text is one
+        piece anyway or the scorer cannot combine (the default)."""
+        return []
+
+    def combine(self, text: str, parts: Sequence[tuple[int, TextScore]]) -> TextScore:
+        """The text's score from its pieces' scores, each with the piece's start offset."""
+        raise NotImplementedError(f"{type(self).__name__} does not score texts in pieces")
 
     def warmup(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Run a representative batch so the first real batch pays no start-up cost."""

@@ -27,7 +27,7 @@ list all five emotions and sum to 1.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +44,7 @@ from models.base import (
     TextScore,
 )
 from models.labels import NO_EMOTION
-from models.network import SentimentEmotionModel, pad_rows
+from models.network import HeadLogits, SentimentEmotionModel, pad_rows
 from models.segment_cache import SegmentCache, cached_forward
 from models.sentences import split_sentences
 
@@ -103,8 +103,13 @@ class TransformerScorer(Scorer):
         pack_sentences: bool = False,
         whole_text: bool = True,
         segment_cache_size: int = 0,
+        network: Callable[[torch.Tensor, torch.Tensor], HeadLogits] | None = None,
+        backend: str = "torch",
     ) -> None:
         self.model = model
+        # What scores segments: the torch network itself, or an export of it (ONNX Runtime,
+        # models/onnx_backend.py). Recommendations always use `model` (they need its states).
+        self.network = network if network is not None else model
         self.tokenizer = tokenizer
         self.manifest = manifest
         self.device = device
@@ -132,10 +137,13 @@ class TransformerScorer(Scorer):
             backbone=manifest.backbone,
             device=str(device),
             dtype=dtype_name,
+            backend=backend,
         )
         # Per-segment results of resent text (models/segment_cache.py); 0 turns it off.
         self.segment_cache: SegmentCache[np.ndarray] | None = (
-            SegmentCache(segment_cache_size, f"{manifest.name}:{manifest.version}:{dtype_name}")
+            SegmentCache(
+                segment_cache_size, f"{manifest.name}:{manifest.version}:{backend}:{dtype_name}"
+            )
             if segment_cache_size > 0
             else None
         )
@@ -210,7 +218,7 @@ class TransformerScorer(Scorer):
         with torch.inference_mode():
             for batch in self._sub_batches([len(x) for x in inputs]):
                 ids, mask = pad_rows([inputs[i] for i in batch], self._pad_id)
-                logits = self.model(ids.to(self.device), mask.to(self.device))
+                logits = self.network(ids.to(self.device), mask.to(self.device))
                 sentiment[batch] = torch.softmax(logits.sentiment.float(), -1).cpu().numpy()
                 emotion[batch] = torch.softmax(logits.emotion.float(), -1).cpu().numpy()
         return sentiment, emotion
@@ -245,6 +253,71 @@ class TransformerScorer(Scorer):
         if len(token_ids) > self.max_segment_tokens - self._specials:
             return None
         return Segment(segments[0].start, segments[-1].end, token_ids)
+
+    def split(self, text: str, max_chars: int) -> list[tuple[int, int]]:
+        """Runs of whole sentences of at most `max_chars` (a longer sentence alone).
+
+        A piece starts and ends on sentence boundaries the splitter finds in the whole text
+        and finds again in the piece (it only looks ahead to the next whitespace), so the
+        pieces' segments are the text's own. Texts that could be scored whole (one window)
+        are never split: their score is not a mean of segments.
+        """
+        if len(text) <= max_chars:
+            return []
+        sentences = split_sentences(text)
+        pieces: list[tuple[int, int]] = []
+        for start, end in sentences:
+            if pieces and end - pieces[-1][0] <= max_chars:
+                pieces[-1] = (pieces[-1][0], end)
+            else:
+                pieces.append((start, end))
+        if len(pieces) < 2:
+            return []
+        # Tokenizing here costs ~1 ms a page; above 8 characters a token on average no text
+        # fits one window, so only shorter texts are checked exactly.
+        if len(text) <= 8 * self.max_segment_tokens and self._whole(text, self.segments(text)):
+            return []
+        return pieces
+
+    def combine(self, text: str, parts: Sequence[tuple[int, TextScore]]) -> TextScore:
+        """The token-weighted mean of every piece's segments, as `score` computes it for a
+        text that does not fit one window (the per-segment probabilities are turned back
+        into the model's raw ones: the sentiment prior correction is undone)."""
+        segments: list[SegmentScore] = []
+        for offset, part in parts:
+            segments += [
+                SegmentScore(
+                    start=seg.start + offset,
+                    end=seg.end + offset,
+                    tokens=seg.tokens,
+                    sentiment=seg.sentiment,
+                    emotion=seg.emotion,
+                    emotion_intensity=seg.emotion_intensity,
+                )
+                for seg in part.segments
+            ]
+        if not segments:
+            raise ValueError("no segments to combine")
+        tokens = np.array([seg.tokens for seg in segments], float)
+        corrected = np.array(
+            [[seg.sentiment.probabilities[k] for k in self.sentiment_labels] for seg in segments]
+        )
+        raw = corrected / self.sentiment_factors
+        raw = raw / raw.sum(axis=1, keepdims=True)
+        emotion = np.array(
+            [[seg.emotion.probabilities[k] for k in self.emotion_labels] for seg in segments]
+        )
+        weights = tokens / tokens.sum()
+        sentiment_scores, emotion_scores, intensity = self._labels(weights @ raw, weights @ emotion)
+        probabilities = sentiment_scores.probabilities
+        return TextScore(
+            sentiment=sentiment_scores,
+            valence=probabilities["positive"] - probabilities["negative"],
+            emotion=emotion_scores,
+            emotion_intensity=intensity,
+            segments=segments,
+            tokens=int(tokens.sum()),
+        )
 
     def score(self, texts: Sequence[str]) -> list[TextScore]:
         per_text = [self.segments(text) for text in texts]

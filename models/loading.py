@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "fp16", "bf16", "int8"]
+Backend = Literal["auto", "torch", "onnx"]
+DEFAULT_ONNX_CACHE = Path("~/.cache/valence/onnx")
 
 _DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -50,6 +52,24 @@ def resolve_precision(precision: str, device: torch.device, cpu_auto: str = "fp3
     if precision not in _DTYPE_NAMES:
         raise ValueError(f"unknown precision {precision!r}")
     return precision
+
+
+def _onnxruntime_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """`auto` is ONNX Runtime on the CPU (when installed) and torch on CUDA; the onnx
+    backend runs on the CPU only."""
+    if backend == "auto":
+        return "onnx" if device.type == "cpu" and _onnxruntime_installed() else "torch"
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"unknown backend {backend!r}")
+    if backend == "onnx" and device.type != "cpu":
+        raise ValueError("backend onnx (ONNX Runtime) runs on the CPU only")
+    return backend
 
 
 def build_network(model_dir: Path, manifest: ModelManifest) -> SentimentEmotionModel:
@@ -133,6 +153,8 @@ def load_scorer(
     pack_sentences: bool = False,
     whole_text: bool = True,
     segment_cache_size: int = 0,
+    backend: str = "torch",
+    onnx_cache_dir: Path = DEFAULT_ONNX_CACHE,
 ) -> Scorer:
     """Load a Valence model directory as a `TransformerScorer`, in eval mode.
 
@@ -148,6 +170,9 @@ def load_scorer(
     score is the text's own (models/inference.py); off: the mean of its sentences.
     segment_cache_size: segments whose results are kept so resent text is not scored again
     (models/segment_cache.py); 0, the default, keeps none.
+    backend: "torch", "onnx" (ONNX Runtime on the CPU, fp32 or int8; the graph is exported
+    from this model into `onnx_cache_dir`, see models/onnx_backend.py) or "auto" (onnx on
+    the CPU when onnxruntime is installed, torch on CUDA).
     """
     model_dir = Path(model_path)
     if torch_threads is not None:
@@ -155,18 +180,30 @@ def load_scorer(
     manifest = ModelManifest.read(model_dir)
     target = resolve_device(device)
     chosen = resolve_precision(precision, target, manifest.cpu_precision)
+    runner = resolve_backend(backend, target)
     model = build_network(model_dir, manifest)
     model.eval()
-    model = apply_precision(model, chosen, target)
-    _check_materialised(model)
+    network = None
+    if runner == "onnx":
+        from models.onnx_backend import OnnxNetwork, ensure_exported
+
+        # The torch network stays fp32: recommendations run on it, scoring on the export.
+        model = apply_precision(model, "fp32", target)
+        _check_materialised(model)
+        exported = ensure_exported(model, model_dir, manifest.backbone, onnx_cache_dir, chosen)
+        network = OnnxNetwork(exported, torch_threads)
+    else:
+        model = apply_precision(model, chosen, target)
+        _check_materialised(model)
     tokenizer = load_tokenizer(manifest.tokenizer, model_dir)
     log.info(
-        "loaded %s %s (%s) on %s as %s",
+        "loaded %s %s (%s) on %s as %s (%s)",
         manifest.name,
         manifest.version,
         manifest.backbone,
         target,
         _DTYPE_NAMES[chosen],
+        runner,
     )
     return TransformerScorer(
         model,
@@ -178,4 +215,6 @@ def load_scorer(
         pack_sentences=pack_sentences,
         whole_text=whole_text,
         segment_cache_size=segment_cache_size,
+        network=network,
+        backend=runner,
     )

@@ -113,6 +113,7 @@ def create_app(
             "backbone": info.backbone,
             "device": info.device,
             "dtype": info.dtype,
+            "backend": info.backend,
         }
     )
 

@@ -1,25 +1,38 @@
-"""Micro-batching: when a batch of decoded events goes to the model.
+"""Micro-batching: which decoded events go to the model next, and when.
 
 A batch is flushed when it holds `max_events` events, or when the next event would take it
 past `max_tokens`, or `max_wait_s` after its first event arrived, or -- with
 `flush_when_idle` -- as soon as the model is idle and anything is waiting (so a trickle of
 events is scored one by one without waiting out the timer, while a flood fills batches
-because the model is busy). `BatchAccumulator` holds the rule as plain code with an injected
-clock; `MicroBatcher` puts it behind an asyncio queue with backpressure.
+because the model is busy). `BatchAccumulator` holds the flush rule as plain code with an
+injected clock; `WaitingRoom` decides which waiting items form the next batch; `MicroBatcher`
+puts both behind an asyncio queue with backpressure.
+
+Order (`order="shortest"`): a one-sentence event must not wait behind a multi-page
+document, so the next batch takes the cheapest waiting items first -- except that items
+of one key (a document) leave strictly in arrival order (only the oldest waiting item of a
+key is a candidate), and an item waiting longer than `max_bypass_s` goes before every
+newer one (long documents are delayed, never starved). `order="arrival"` is plain FIFO.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
     from stream.config import Settings
 
 Item = TypeVar("Item")
+
+
+CHARS_PER_TOKEN = 3.6  # English prose per WordPiece token (see estimate_tokens)
 
 
 def estimate_tokens(text: str) -> int:
@@ -32,7 +45,7 @@ def estimate_tokens(text: str) -> int:
     sentence split, repeated by the model thread) cost about as much CPU as all other
     per-event work.
     """
-    return round(len(text) / 3.6) + 2
+    return round(len(text) / CHARS_PER_TOKEN) + 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +54,13 @@ class BatchPolicy:
     max_tokens: int = 8192
     max_wait_s: float = 0.05
     flush_when_idle: bool = True
+    order: Literal["shortest", "arrival"] = "shortest"
+    max_bypass_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_events < 1 or self.max_tokens < 1 or self.max_wait_s < 0:
+            raise ValueError(f"invalid batch policy {self}")
+        if self.order not in ("shortest", "arrival") or self.max_bypass_s < 0:
             raise ValueError(f"invalid batch policy {self}")
 
 
@@ -52,6 +69,19 @@ class BatchPolicy:
 # sweep, but every event in a call waits for all of it, and at 70% load p99 went from ~2-3 s
 # (2048) to ~12 s (8192; bench-results/cpu). A GPU needs wide batches to fill.
 DEFAULT_MAX_TOKENS = {"cpu": 2048, "cuda": 32768}
+
+
+# Documents longer than this many (estimated) tokens are scored in pieces when
+# `batch_split_tokens` is unset: on the CPU a 60-sentence document costs seconds of model
+# time that a typed sentence would otherwise wait behind; a GPU scores it in milliseconds.
+DEFAULT_SPLIT_TOKENS = {"cpu": 256, "cuda": 0}
+
+
+def split_tokens(settings: Settings, device: str) -> int:
+    """The worker's piece size for long documents on `device` (0: never split)."""
+    if settings.batch_split_tokens is not None:
+        return settings.batch_split_tokens
+    return DEFAULT_SPLIT_TOKENS["cuda" if device.startswith("cuda") else "cpu"]
 
 
 def batch_policy(settings: Settings, device: str) -> BatchPolicy:
@@ -64,6 +94,8 @@ def batch_policy(settings: Settings, device: str) -> BatchPolicy:
         max_tokens=max_tokens,
         max_wait_s=settings.batch_max_wait_s,
         flush_when_idle=settings.batch_flush_when_idle,
+        order=settings.batch_order,
+        max_bypass_s=settings.batch_max_bypass_s,
     )
 
 
@@ -137,6 +169,110 @@ class BatchAccumulator(Generic[Item]):
         return batch
 
 
+@dataclass(slots=True)
+class _Waiting(Generic[Item]):
+    item: Item
+    tokens: int
+    key: Hashable
+    arrived: float
+    seq: int
+    alone: bool  # a model call to itself
+
+
+class WaitingRoom(Generic[Item]):
+    """Items accepted and not yet in a batch, and the rule for which leave next.
+
+    Plain code with an injected clock; not thread-safe (one event loop owns it). Items of one
+    key leave in the order they came: only the oldest waiting item of a key is a candidate,
+    and the next one becomes a candidate once it has joined a batch (a later position in
+    the same batch keeps the order, since a batch is published in item order).
+    """
+
+    def __init__(self, policy: BatchPolicy, clock: Callable[[], float] = time.monotonic):
+        self.policy = policy
+        self._clock = clock
+        self._queues: dict[Hashable, deque[_Waiting[Item]]] = {}
+        self._seq = itertools.count()
+        self._count = 0
+        self._tokens = 0
+        self._oldest: float | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, item: Item, tokens: int, key: Hashable = None, *, alone: bool = False) -> None:
+        """Queue `item`; items with the same non-None `key` keep their order. An item added
+        `alone` gets a batch to itself (a piece of a long document: short events then never
+        wait for more than one piece, and never share its call)."""
+        seq = next(self._seq)
+        now = self._clock()
+        queue_key = key if key is not None else ("unkeyed", seq)
+        self._queues.setdefault(queue_key, deque()).append(
+            _Waiting(item, tokens, queue_key, now, seq, alone)
+        )
+        self._count += 1
+        self._tokens += tokens
+        if self._oldest is None:
+            self._oldest = now
+
+    def deadline(self) -> float | None:
+        """Clock time by which the waiting items must go, or None when none wait."""
+        if self._oldest is None:
+            return None
+        return self._oldest + self.policy.max_wait_s
+
+    def should_flush(self, *, model_idle: bool) -> bool:
+        if not self._count:
+            return False
+        if model_idle and self.policy.flush_when_idle:
+            return True
+        if self._count >= self.policy.max_events or self._tokens >= self.policy.max_tokens:
+            return True
+        deadline = self.deadline()
+        return deadline is not None and self._clock() >= deadline
+
+    def _priority(self, waiting: _Waiting[Item], now: float) -> tuple[int, int, int]:
+        if self.policy.order == "arrival" or now - waiting.arrived >= self.policy.max_bypass_s:
+            return (0, 0, waiting.seq)  # overdue (or FIFO): oldest first, before the rest
+        return (1, waiting.tokens, waiting.seq)
+
+    def take(self) -> Batch[Item]:
+        """The next batch, by the policy's order and caps (empty when nothing waits)."""
+        now = self._clock()
+        acc: BatchAccumulator[Item] = BatchAccumulator(self.policy, clock=lambda: now)
+        heads = [
+            (self._priority(queue[0], now), queue[0].seq, key)
+            for key, queue in self._queues.items()
+        ]
+        heapq.heapify(heads)
+        opened_at = now
+        while heads:
+            _, _, key = heads[0]
+            queue = self._queues[key]
+            waiting = queue[0]
+            if waiting.alone and len(acc):
+                heapq.heappop(heads)  # waits for a call of its own
+                continue
+            if not acc.fits(waiting.tokens):
+                break  # the best candidate does not fit: the batch is as full as it gets
+            heapq.heappop(heads)
+            queue.popleft()
+            acc.add(waiting.item, waiting.tokens)
+            opened_at = min(opened_at, waiting.arrived)
+            self._count -= 1
+            self._tokens -= waiting.tokens
+            if not queue:
+                del self._queues[key]
+            else:
+                heapq.heappush(heads, (self._priority(queue[0], now), queue[0].seq, key))
+            if acc.is_full() or waiting.alone:
+                break
+        self._oldest = min((q[0].arrived for q in self._queues.values()), default=None)
+        batch = acc.drain()
+        batch.opened_at = opened_at
+        return batch
+
+
 class MicroBatcher(Generic[Item]):
     """Producer side `put`, consumer side `next_batch`, with a bound on queued items.
 
@@ -147,8 +283,7 @@ class MicroBatcher(Generic[Item]):
 
     def __init__(self, policy: BatchPolicy, max_pending: int):
         self.policy = policy
-        self._acc: BatchAccumulator[Item] = BatchAccumulator(policy)
-        self._overflow: list[tuple[Item, int]] = []
+        self._room: WaitingRoom[Item] = WaitingRoom(policy)
         self._changed = asyncio.Condition()
         self._max_pending = max(max_pending, policy.max_events)
         self._pending = 0
@@ -159,14 +294,15 @@ class MicroBatcher(Generic[Item]):
         """Items accepted and not yet released (queued or being scored)."""
         return self._pending
 
-    async def put(self, item: Item, tokens: int) -> None:
+    async def put(
+        self, item: Item, tokens: int, key: Hashable = None, *, alone: bool = False
+    ) -> None:
+        """Queue `item` (waits while too many are pending). Items with the same `key` are
+        batched in the order they were put; see `WaitingRoom.add` for `alone`."""
         async with self._changed:
             await self._changed.wait_for(lambda: self._pending < self._max_pending)
             self._pending += 1
-            if self._overflow or not self._acc.fits(tokens):
-                self._overflow.append((item, tokens))
-            else:
-                self._acc.add(item, tokens)
+            self._room.add(item, tokens, key, alone=alone)
             self._changed.notify_all()
 
     async def release(self, count: int) -> None:
@@ -185,22 +321,14 @@ class MicroBatcher(Generic[Item]):
         called). Returns None once closed and empty."""
         async with self._changed:
             while True:
-                self._refill()
-                if self._acc.should_flush(model_idle=True) or (self._closed and len(self._acc)):
-                    return self._acc.drain()
-                if self._closed and not self._overflow:
+                if self._room.should_flush(model_idle=True) or (self._closed and len(self._room)):
+                    return self._room.take()
+                if self._closed:
                     return None
-                deadline = self._acc.deadline()
+                deadline = self._room.deadline()
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     await asyncio.wait_for(self._changed.wait(), timeout)
                 except TimeoutError:
-                    if len(self._acc):
-                        return self._acc.drain()
-
-    def _refill(self) -> None:
-        while self._overflow and self._acc.fits(self._overflow[0][1]):
-            item, tokens = self._overflow.pop(0)
-            self._acc.add(item, tokens)
-            if self._acc.is_full():
-                break
+                    if len(self._room):
+                        return self._room.take()

@@ -76,6 +76,26 @@ class Settings(BaseSettings):
     batch_flush_when_idle: bool = Field(
         True, description="Flush at once when the model is idle instead of waiting out the timer."
     )
+    batch_order: Literal["shortest", "arrival"] = Field(
+        "shortest",
+        description="Which waiting events the next model call takes: the cheapest first "
+        "(a typed sentence is not queued behind a long document; one document's events "
+        "still go in arrival order) or plain arrival order.",
+    )
+    batch_max_bypass_s: float = Field(
+        1.0,
+        ge=0,
+        description="With batch_order=shortest, an event waiting this long goes before "
+        "every newer one, so long documents are delayed but never starved.",
+    )
+    batch_split_tokens: int | None = Field(
+        None,
+        ge=0,
+        description="A document estimated above this many tokens is scored in pieces of about "
+        "this size, one per model call, with other events admitted between them (same scores "
+        "as in one call); 0 scores every event in one call. Unset: 256 on the CPU, 0 on a "
+        "GPU. Events that want suggestions or attributions are never split.",
+    )
     max_in_flight_events: int = Field(
         512, ge=1, description="Events decoded but not yet scored; beyond it consumption waits."
     )
@@ -96,7 +116,20 @@ class Settings(BaseSettings):
         "auto", description="auto picks CUDA when a GPU is visible, else CPU."
     )
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
-        "auto", description="auto: fp16 on CUDA, fp32 on CPU. int8 is CPU dynamic quantisation."
+        "auto",
+        description="auto: fp16 on CUDA, the model manifest's cpu_precision on the CPU. int8 "
+        "is CPU dynamic quantisation (torch or ONNX Runtime, per `backend`).",
+    )
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="What runs the network: torch, or onnx (ONNX Runtime, CPU only; the "
+        "graph is exported from model_path on first load into onnx_cache_dir). auto: onnx on "
+        "the CPU when onnxruntime is installed, torch on CUDA.",
+    )
+    onnx_cache_dir: Path = Field(
+        Path("~/.cache/valence/onnx"),
+        description="Where ONNX exports are kept, one folder per hash of the model's files "
+        "(new weights get a new export; old folders can be deleted at any time).",
     )
     torch_threads: int | None = Field(
         None, ge=1, description="CPU threads for inference (default: torch's choice)."

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def load_configured_scorer(settings: Settings, **overrides: object) -> Scorer:
-    """The scorer the settings name (model directory, device, precision, threads).
+    """The scorer the settings name (model directory, device, backend, precision, threads).
 
     `overrides` replace single loader arguments, e.g. `precision="int8"` for a comparison.
     """
@@ -33,6 +33,8 @@ def load_configured_scorer(settings: Settings, **overrides: object) -> Scorer:
         "torch_threads": settings.torch_threads,
         "max_segment_tokens": settings.max_segment_tokens,
         "segment_cache_size": settings.segment_cache_size,
+        "backend": settings.backend,
+        "onnx_cache_dir": settings.onnx_cache_dir.expanduser(),
     }
     arguments.update(overrides)
     return load_scorer(settings.model_path, **arguments)  # type: ignore[arg-type]

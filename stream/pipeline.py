@@ -5,10 +5,19 @@ batches into published records. Every input ends in exactly one of: a scored eve
 dead letter, or no acknowledgement at all (the worker stopped; it will be redelivered).
 
 Delivery semantics (at-least-once): an input is acknowledged to faust only after its
-output record (or its dead letter) is acknowledged by the broker, and only after every
-earlier input of its partition was (`OrderedAcks`); faust commits the highest acknowledged
-offset every `commit_interval_s` and on a clean stop. A crash replays everything after the
-last commit: consumers dedupe on `event_id`.
+output record (or its dead letter) is acknowledged by the broker, and acknowledgements reach
+faust in offset order per partition (stream/acks.py: faust itself would commit past an
+unacknowledged offset when acks come out of order); faust commits the acknowledged prefix
+every `commit_interval_s` and on a clean stop. A crash replays everything after the last
+commit: consumers dedupe on `event_id`.
+
+Order: the batcher may let a short event overtake a long one of another document, but one
+document's events are published in the order they were consumed (stream/batching.py).
+A long document (over `batch_split_tokens`; by default on the CPU only) is scored in
+pieces, each alone in a model call, with other events admitted between them; its scored
+event is built from the pieces' scores (`Scorer.combine`, the same score as in one call) and
+published when the last piece is scored. Events whose suggestions or attributions are
+wanted are never split: those need the whole text in one job.
 """
 
 from __future__ import annotations
@@ -16,12 +25,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from models.base import ModelInfo
+from models.base import ModelInfo, TextScore
 from schemas.events import DeadLetterReason, EditorEvent
-from stream.batching import Batch, MicroBatcher, batch_policy, estimate_tokens
+from stream.acks import Ack, OrderedAcks
+from stream.batching import (
+    CHARS_PER_TOKEN,
+    Batch,
+    MicroBatcher,
+    batch_policy,
+    estimate_tokens,
+    split_tokens,
+)
 from stream.codec import dead_letter_record, decode_event, encode, record_size, scored_event
 from stream.config import Settings
 from stream.errors import DecodeError, DeliveryFailed
@@ -30,8 +47,6 @@ from stream.publishing import Delivery, Sink
 from stream.scoring import BatchScorer, ScoredText
 
 log = logging.getLogger(__name__)
-
-Ack = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,41 +59,6 @@ class Source:
     timestamp_ms: int | None
     key: bytes | None
     ack: Ack
-
-
-class OrderedAcks:
-    """Acknowledges each partition's inputs in offset order, whatever order they finish in.
-
-    faust commits past a gap of one unacknowledged offset (faust-streaming 0.15.3,
-    `Consumer._new_offset` compares `min(acked) - committed > 1`, and skips the check when
-    nothing was committed yet), so an event whose output failed could be committed without
-    ever being published. Acknowledging in order means faust never sees a gap.
-    """
-
-    def __init__(self) -> None:
-        # per partition, in offset order: each taken input and whether it is delivered
-        self._pending: dict[tuple[str, int], dict[int, tuple[Source, bool]]] = {}
-
-    def taken(self, source: Source) -> None:
-        self._pending.setdefault((source.topic, source.partition), {})[source.offset] = (
-            source,
-            False,
-        )
-
-    async def done(self, source: Source) -> None:
-        """`source` is delivered: acknowledge it and every delivered one after it, once
-        every earlier one of its partition is delivered."""
-        pending = self._pending.get((source.topic, source.partition))
-        if pending is None or source.offset not in pending:
-            await source.ack()  # not taken through this tracker
-            return
-        pending[source.offset] = (source, True)
-        while pending:
-            offset, (first, delivered) = next(iter(pending.items()))
-            if not delivered:
-                break
-            del pending[offset]
-            await first.ack()
 
 
 # aiokafka's default request limit, used where the broker's limits were not read.
@@ -105,6 +85,31 @@ class Received:
     tokens: int
     received_at: datetime
     received_mono: float
+    split: Split | None = None
+
+
+@dataclass(slots=True)
+class Split:
+    """A long event scored in pieces: the pieces' spans and, as they come, their scores."""
+
+    spans: list[tuple[int, int]]
+    parts: list[TextScore | None] = field(default_factory=list)
+    failed: bool = False
+
+    def __post_init__(self) -> None:
+        self.parts = [None] * len(self.spans)
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One piece of a split event, queued for the model like an event."""
+
+    owner: Received
+    index: int
+    text: str
+
+
+Queued = Received | Piece
 
 
 class ScoringPipeline:
@@ -123,10 +128,11 @@ class ScoringPipeline:
         self.sink = sink
         self.metrics = metrics
         self.model_info: ModelInfo = scorer.scorer.info
-        self.batcher: MicroBatcher[Received] = MicroBatcher(
+        self.batcher: MicroBatcher[Queued] = MicroBatcher(
             batch_policy(settings, self.model_info.device),
             max_pending=settings.max_in_flight_events,
         )
+        self.split_tokens = split_tokens(settings, self.model_info.device)
         self.delivery = Delivery(on_fatal)
         self._on_fatal = on_fatal
         self.acks = OrderedAcks()
@@ -149,7 +155,7 @@ class ScoringPipeline:
         self.metrics.events_in.labels(source.topic).inc()
         self.metrics.events_in_flight.inc()
         self.in_flight += 1
-        self.acks.taken(source)
+        self.acks.expect((source.topic, source.partition), source.offset)
         try:
             event = decode_event(
                 raw,
@@ -174,7 +180,30 @@ class ScoringPipeline:
             received_at=datetime.now(UTC),
             received_mono=time.monotonic(),
         )
-        await self.batcher.put(received, received.tokens)
+        spans = self._pieces(received)
+        if not spans:
+            await self.batcher.put(received, received.tokens, key=event.doc_id)
+            return
+        received = replace(received, split=Split(spans))
+        for index, (start, end) in enumerate(spans):
+            text = event.text[start:end]
+            piece = Piece(received, index, text)
+            await self.batcher.put(piece, estimate_tokens(text), key=event.doc_id, alone=True)
+
+    def _pieces(self, received: Received) -> list[tuple[int, int]]:
+        """Spans to score the event in, one model call each; [] to score it whole."""
+        limit = self.split_tokens
+        if not limit or received.tokens <= limit:
+            return []
+        event = received.event
+        extras = self.settings.suggestions == "all" or self.settings.attribution
+        if self.scorer.step is not None and (extras or event.target_emotion is not None):
+            return []
+        try:
+            return self.scorer.scorer.split(event.text, round(limit * CHARS_PER_TOKEN))
+        except Exception:  # splitting is an optimisation: score the event whole instead
+            log.exception("could not split event %s; scoring it whole", event.event_id)
+            return []
 
     # --- batch -> model -> scored event -> bytes -------------------------------------------
     async def run(self) -> None:
@@ -194,11 +223,12 @@ class ScoringPipeline:
     async def close(self) -> None:
         await self.batcher.close()
 
-    async def process(self, batch: Batch[Received]) -> None:
+    async def process(self, batch: Batch[Queued]) -> None:
         items = batch.items
         started_mono = time.monotonic()
         results = await self.scorer.score(
-            [item.event.text for item in items], [item.event.target_emotion for item in items]
+            [item.text if isinstance(item, Piece) else item.event.text for item in items],
+            [None if isinstance(item, Piece) else item.event.target_emotion for item in items],
         )
         inference_s = time.monotonic() - started_mono
         self.metrics.inference_duration.observe(inference_s)
@@ -207,7 +237,11 @@ class ScoringPipeline:
         scored_at = datetime.now(UTC)
         futures = []
         scored: list[Received] = []
-        for item, result in zip(items, results, strict=True):
+        for queued, scored_or_error in zip(items, results, strict=True):
+            done = await self._whole_event(queued, scored_or_error)
+            if done is None:
+                continue  # a piece of an event still being scored (or already dead-lettered)
+            item, result = done
             self.metrics.queue_duration.observe(max(0.0, started_mono - item.received_mono))
             if isinstance(result, Exception):
                 await self._dead_letter_event(item, DeadLetterReason.SCORING_FAILED, repr(result))
@@ -237,7 +271,7 @@ class ScoringPipeline:
         async def delivered() -> None:
             now = datetime.now(UTC)
             for item in scored:
-                await self.acks.done(item.source)
+                await self._acknowledge(item.source)
                 latency = (now - item.event.produced_at).total_seconds()
                 self.metrics.end_to_end_latency.observe(max(0.0, latency))
             self.metrics.events_out.labels(self.settings.output_topic).inc(len(scored))
@@ -249,11 +283,40 @@ class ScoringPipeline:
             f"{self.settings.output_topic}"
         )  # fmt: skip
 
+    async def _whole_event(
+        self, queued: Queued, result: ScoredText | Exception
+    ) -> tuple[Received, ScoredText | Exception] | None:
+        """An event and its result, once complete: a piece completes its event when it is
+        the last one scored; a failed piece fails the event (dead-lettered once)."""
+        if not isinstance(queued, Piece):
+            return queued, result
+        owner = queued.owner
+        split = owner.split
+        assert split is not None
+        if split.failed:
+            return None
+        if isinstance(result, Exception):
+            split.failed = True
+            return owner, result
+        split.parts[queued.index] = result.score
+        if any(part is None for part in split.parts):
+            return None
+        try:
+            parts = [
+                (start, part)
+                for (start, _), part in zip(split.spans, split.parts, strict=True)
+                if part is not None
+            ]
+            return owner, ScoredText(self.scorer.scorer.combine(owner.event.text, parts))
+        except Exception as exc:
+            split.failed = True
+            return owner, exc
+
     def _scored(
         self,
         item: Received,
         result: ScoredText,
-        batch: Batch[Received],
+        batch: Batch[Queued],
         started_mono: float,
         inference_s: float,
         scored_at: datetime,
@@ -269,6 +332,9 @@ class ScoringPipeline:
         return scored_event(
             item.event, result.score, self.model_info, timings, scored_at, result.extras
         )
+
+    async def _acknowledge(self, source: Source) -> None:
+        await self.acks.done((source.topic, source.partition), source.offset, source.ack)
 
     # --- dead letters ------------------------------------------------------------------------
     async def _dead_letter_event(
@@ -318,7 +384,7 @@ class ScoringPipeline:
             raise DeliveryFailed(f"{what} failed: {exc!r}") from exc
 
         async def delivered() -> None:
-            await self.acks.done(source)
+            await self._acknowledge(source)
             self.metrics.events_dead_lettered.labels(reason.value).inc()
             self._progressed(1)
 

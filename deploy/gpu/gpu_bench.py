@@ -178,6 +178,9 @@ def summarize(folder: Path) -> str:
             f"{summary['naive_texts_per_s']} events/s (x{summary['pipeline_over_naive']}), "
             f"p99 at 70% {p99} ms"
         )
+    backends = folder / "cpu-backends" / "backends.md"
+    if backends.exists():
+        lines += ["", "## CPU backends (this host's CPUs)", "", backends.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 

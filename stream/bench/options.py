@@ -17,11 +17,11 @@ class BenchOptions:
     loads: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)  # fractions of saturated throughput
     load_seconds: float = 40.0
     naive: bool = True
-    studies: bool = True  # batch sweep, sorting, threads, token counting, int8
+    studies: bool = True  # batch sweep, sorting, threads, token counting, CPU backends
     sweep: tuple[int, ...] = (1, 4, 8, 16, 32, 64, 128)
     token_caps: tuple[int, ...] = (512, 1024, 2048, 4096, 8192)
     replay_sessions: int = 30  # editing sessions replayed for the segment cache
-    precision_texts: int = 500  # validation texts for the int8-vs-fp32 check (0: skip)
+    precision_texts: int = 500  # validation rows per task for the CPU backends (0: skip)
     seed: int = 1
     workload: str = "mix"  # "mix" (realistic lengths) or "short" (~64 tokens, GPU targets)
     workers: int = 1  # worker processes in one consumer group (sharing the device)
@@ -79,7 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-studies", action="store_true", help="Skip the model studies.")
     parser.add_argument("--sweep", type=_ints, help="max_events values of the batch sweep.")
     parser.add_argument("--replay-sessions", type=int, help="Editing sessions to replay.")
-    parser.add_argument("--precision-texts", type=int, help="Texts of the int8 check (0: skip).")
+    parser.add_argument(
+        "--precision-texts",
+        type=int,
+        help="Validation rows per task of the CPU backend comparison (0: skip).",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--workload", choices=["mix", "short"], help="Text lengths sent.")
     parser.add_argument("--workers", type=int, help="Worker processes in the consumer group.")

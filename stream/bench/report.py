@@ -39,6 +39,25 @@ def _latency(phase: dict[str, Any], kind: str, quantile: str) -> Any:
     return phase.get("latency_ms", {}).get(kind, {}).get(quantile)
 
 
+def _load_line(load: dict[str, Any] | None, cpus: int | None) -> str:
+    """Whether other processes shared the machine while the phases ran."""
+    if not load:
+        return "Other processes' CPU during the phases was not recorded.  "
+    repeated = load["phases_repeated"]
+    again = f" Repeated because their load changed: {', '.join(repeated)}." if repeated else ""
+    if load["under_load"]:
+        return (
+            f"**Taken under load**: other processes used up to {load['others_cores_max']} "
+            f"cores of {cpus} during the phases (under load: "
+            f"{', '.join(load['phases_under_load'])}); absolute figures are low and "
+            f"noisy, ratios within one round are the comparable ones.{again}  "
+        )
+    return (
+        f"Quiet machine: other processes used at most {load['others_cores_max']} cores "
+        f"during any phase.{again}  "
+    )
+
+
 def markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
     env = results["environment"]
     summary = results["summary"]
@@ -54,6 +73,7 @@ def markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
         f"{machine['memory_gib']} GiB, {machine['platform']}, Python {machine['python']}; "
         f"load average (1/5/15 min) {machine['load_average_at_start']} at start, "
         f"{machine.get('load_average_at_end')} at end.  ",
+        _load_line(results.get("machine_load"), machine.get("cpus_usable")),
         f"Device: {env['device']} ({env.get('gpu', 'no GPU')}), {env['dtype']}, "
         f"torch threads {env['torch_threads']}. Model {env['model']['name']} "
         f"{env['model']['version']}. Kafka {env['kafka_version']} (local, same machine).  ",
@@ -272,39 +292,11 @@ def _studies_md(results: dict[str, Any]) -> list[str]:
             f"{tokens['exact_ms_per_event']} ms, estimate {tokens['estimate_ms_per_event']}"
             f" ms (estimate/exact tokens {tokens['estimate_over_exact_tokens']}).",
         ]
-    if (int8 := results.get("int8")) and int8.get("available"):
-        agreement = int8["agreement"]
-        lines += [
-            "",
-            "## int8 (CPU dynamic quantisation) against fp32",
-            "",
-            *_table(
-                [
-                    "texts",
-                    "sentiment agreement",
-                    "emotion agreement",
-                    "max prob diff",
-                    "accuracy fp32",
-                    "accuracy int8",
-                    "fp32 texts/s",
-                    "int8 texts/s",
-                    "speed-up",
-                ],
-                [
-                    [
-                        int8["validation_texts"],
-                        agreement["sentiment_label_agreement"],
-                        agreement["emotion_label_agreement"],
-                        agreement["max_prob_diff"],
-                        str(int8["accuracy_fp32"]),
-                        str(int8["accuracy_int8"]),
-                        int8["fp32_texts_per_s"],
-                        int8["int8_texts_per_s"],
-                        int8["speedup"],
-                    ]
-                ],
-            ),
-        ]
+    if compared := results.get("backends"):
+        from stream.bench.backends import markdown as backends_markdown
+
+        lines += ["", "## CPU backends: validation accuracy and model-only speed", ""]
+        lines += backends_markdown(compared).rstrip("\n").splitlines()
     if (replay := results.get("cache_replay")) and replay.get("available"):
         same = replay["cached_vs_uncached"]
         lines += [

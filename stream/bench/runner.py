@@ -21,13 +21,20 @@ import shutil
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from models.base import Scorer
 from stream.batching import BatchPolicy, batch_policy, estimate_tokens
-from stream.bench import processes, profile, studies
-from stream.bench.environment import describe, load_average
+from stream.bench import backends, processes, profile, studies
+from stream.bench.environment import (
+    BUSY_CORES,
+    LOAD_CHANGE_CORES,
+    MachineWatch,
+    describe,
+    load_average,
+)
 from stream.bench.load_phase import run_phase
 from stream.bench.model_only import cache_replay, measure
 from stream.bench.naive import READY
@@ -50,7 +57,7 @@ log = logging.getLogger(__name__)
 count_tokens = estimate_tokens
 
 
-def _isolated(settings: Settings, name: str, **overrides: Any) -> Settings:
+def isolated_settings(settings: Settings, name: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         **settings.model_dump(exclude_none=True),
         "app_id": name,
@@ -79,13 +86,64 @@ def _load(settings: Settings) -> Scorer:
     return scorer
 
 
-def _phase(
-    target: Settings, events: list[dict[str, Any]], name: str, rate: float | None, timeout: float
+QUIET_WINDOW_S = 2.0  # others' CPU is sampled this long before each phase
+
+
+def watched(watch: MachineWatch, name: str, run: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """`run(attempt)` with the machine watched: other processes' CPU in the quiet window
+    before it and during it, and the load average around it. When others' CPU changed by
+    more than LOAD_CHANGE_CORES, the phase is run once more and the second figures kept."""
+    attempts: list[dict[str, Any]] = []
+    result: dict[str, Any] = {}
+    for attempt in range(2):
+        machine: dict[str, Any] = {"load_average_before": load_average()}
+        machine["others_cores_before"] = watch.quiet_window(QUIET_WINDOW_S)
+        watch.start()
+        result = run(attempt)
+        machine["others_cores_during"] = watch.others_cores()
+        machine["load_average_after"] = load_average()
+        machine["load_changed"] = (
+            abs(machine["others_cores_during"] - machine["others_cores_before"]) > LOAD_CHANGE_CORES
+        )
+        attempts.append(machine)
+        if not machine["load_changed"]:
+            break
+        log.info(
+            "%s: other processes went from %.2f to %.2f cores%s",
+            name,
+            machine["others_cores_before"],
+            machine["others_cores_during"],
+            ": measuring again" if attempt == 0 else "",
+        )
+    last = attempts[-1]
+    result["machine"] = {
+        **last,
+        "attempts": len(attempts),
+        "under_load": max(last["others_cores_before"], last["others_cores_during"]) > BUSY_CORES,
+    }
+    if len(attempts) > 1:
+        result["machine"]["first_attempt"] = attempts[0]
+    return result
+
+
+def watched_phase(
+    target: Settings,
+    events: list[dict[str, Any]],
+    name: str,
+    rate: float | None,
+    timeout: float,
+    watch: MachineWatch,
 ) -> dict[str, Any]:
-    result = asyncio.run(
-        run_phase(target, target.input_topic, target.output_topic, events, name, rate, timeout)
-    )
-    return result.summary()
+    def attempt(number: int) -> dict[str, Any]:
+        sent = (
+            events if number == 0 else [{**e, "event_id": f"{e['event_id']}-again"} for e in events]
+        )
+        result = asyncio.run(
+            run_phase(target, target.input_topic, target.output_topic, sent, name, rate, timeout)
+        )
+        return result.summary()
+
+    return watched(watch, name, attempt)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -96,7 +154,8 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     from deploy.kafka import launcher
 
     started = time.time()
-    launcher.start(settings)
+    broker = launcher.start(settings)
+    watch = MachineWatch([broker.pid] if broker.pid else [])
     tag = uuid.uuid4().hex[:8]
     logs = Path(settings.state_dir) / "bench" / tag
     scorer = _load(settings)
@@ -116,7 +175,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
     environment = describe(settings, scorer)
 
     partitions = max(settings.topic_partitions, options.workers)
-    group = _isolated(settings, f"valence-bench-{tag}", topic_partitions=partitions)
+    group = isolated_settings(settings, f"valence-bench-{tag}", topic_partitions=partitions)
     workers = [
         processes.worker(
             group if n == 0 else _with(group, http_port=processes.free_port()),
@@ -134,7 +193,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
         for worker in workers:
             worker.start()
         if options.naive:
-            naive_settings = _isolated(settings, f"valence-naive-{tag}")
+            naive_settings = isolated_settings(settings, f"valence-naive-{tag}")
             naive = processes.Child(
                 "naive consumer",
                 ["-m", "stream.bench.naive"],
@@ -156,6 +215,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
             naive_settings,
             options.rounds,
             timeout,
+            watch,
             spy if options.profile_seconds > 0 else None,
         )
         profiled = rounds[0].pop("worker_profile", None) if rounds else None
@@ -168,7 +228,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
             load_texts = texts_for(options.workload, count, pool, options.seed + 100 + index)
             events = as_events(load_texts, f"load{index}")
             wait = timeout + options.load_seconds * 3
-            phase = _phase(group, events, f"load-{fraction:g}", rate, wait)
+            phase = watched_phase(group, events, f"load-{fraction:g}", rate, wait, watch)
             loads.append({"fraction": fraction, **phase})
         memory = _memory(workers, naive)
     finally:
@@ -192,6 +252,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> dict[str, Any]:
         "seconds": round(time.time() - started, 1),
     }
     environment["machine"]["load_average_at_end"] = load_average()
+    results["machine_load"] = machine_load(results)
     results["targets"] = evaluate_targets(results)
     output = options.output_dir or DEFAULT_OUTPUT / environment["device_kind"]
     results["output_dir"] = str(output)
@@ -209,6 +270,7 @@ def _rounds(
     naive: Settings | None,
     count: int,
     timeout: float,
+    watch: MachineWatch,
     spy: tuple[int, float, Path] | None = None,
 ) -> list[dict[str, Any]]:
     """Model-only, pipeline, naive, per round; model-only is measured again after the last
@@ -218,14 +280,20 @@ def _rounds(
 
     def model_only() -> dict[str, Any]:
         log.info("model only (%d texts)", len(texts))
-        return measure(scorer, texts, policy, count_tokens, repeats=1).as_dict()
+        return watched(
+            watch,
+            "model-only",
+            lambda _: measure(scorer, texts, policy, count_tokens, repeats=1).as_dict(),
+        )
 
     ceilings = [model_only()]
     rounds: list[dict[str, Any]] = []
     for number in range(count):
         log.info("round %d: pipeline", number)
         recorder = profile.start(*spy) if spy is not None and number == 0 else None
-        pipeline = _phase(group, as_events(texts, f"r{number}-w"), "saturation", None, timeout)
+        pipeline = watched_phase(
+            group, as_events(texts, f"r{number}-w"), "saturation", None, timeout, watch
+        )
         entry: dict[str, Any] = {"round": number, "pipeline": pipeline}
         if recorder is not None and spy is not None:
             recorder.wait(timeout=spy[1] + 60)
@@ -233,7 +301,7 @@ def _rounds(
         if naive is not None:
             log.info("round %d: naive consumer", number)
             events = as_events(texts, f"r{number}-n")
-            entry["naive"] = _phase(naive, events, "naive", None, timeout * 3)
+            entry["naive"] = watched_phase(naive, events, "naive", None, timeout * 3, watch)
             entry["pipeline_over_naive"] = _ratio(
                 pipeline.get("throughput"), entry["naive"].get("throughput")
             )
@@ -265,6 +333,33 @@ def _memory(workers: list[processes.Child], naive: processes.Child | None) -> di
     if naive is not None:
         memory["naive"] = naive.memory()
     return memory
+
+
+def machine_load(results: dict[str, Any]) -> dict[str, Any]:
+    """Every watched phase of a benchmark run, summarised by `load_summary`."""
+    phases: list[tuple[str, dict[str, Any]]] = []
+    for entry in results.get("rounds", []):
+        for key in ("model_only", "pipeline", "naive"):
+            if isinstance(entry.get(key), dict) and "machine" in entry[key]:
+                phases.append((f"round {entry['round']} {key}", entry[key]["machine"]))
+    for load in results.get("loads", []):
+        if "machine" in load:
+            phases.append((f"load {load['fraction']:g}", load["machine"]))
+    return load_summary(phases)
+
+
+def load_summary(phases: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Whether any of the (name, machine figures) phases was taken under load or repeated."""
+    loaded = [name for name, machine in phases if machine["under_load"]]
+    return {
+        "phases": len(phases),
+        "others_cores_max": max((m["others_cores_during"] for _, m in phases), default=None),
+        "phases_under_load": loaded,
+        "phases_repeated": [name for name, machine in phases if machine["attempts"] > 1],
+        "under_load": bool(loaded),
+        "rule": f"under load: other processes used more than {BUSY_CORES} cores before or "
+        f"during a phase; repeated: their CPU changed by more than {LOAD_CHANGE_CORES} cores",
+    }
 
 
 def vars_of(obj: Any) -> dict[str, Any]:
@@ -344,9 +439,9 @@ def _studies(
         out["torch_threads"] = studies.torch_threads(scorer, sample, policy, count_tokens, (1, 2))
         out["token_counting"] = studies.token_counting(scorer, sample)
         if options.precision_texts and scorer.info.device == "cpu":
-            log.info("int8 vs fp32 on %d validation texts", options.precision_texts)
-            out["int8"] = studies.int8_vs_fp32(
-                settings, scorer, sample, policy, count_tokens, options.precision_texts
+            log.info("CPU backends on %d validation texts per task", options.precision_texts)
+            out["backends"] = backends.compare(
+                settings, texts=len(sample), repeats=1, limit=options.precision_texts
             )
     return out
 

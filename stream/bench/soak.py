@@ -27,7 +27,7 @@ from stream.bench import processes
 from stream.bench.environment import describe
 from stream.bench.load_phase import Collector, run_phase, send_events_paced
 from stream.bench.options import DEFAULT_OUTPUT
-from stream.bench.runner import _isolated, _load
+from stream.bench.runner import _load, isolated_settings
 from stream.bench.workload import as_events, sentence_pool, texts_for
 from stream.config import Settings
 
@@ -129,7 +129,7 @@ def run_soak(settings: Settings, minutes: float, seed: int = 1) -> dict[str, Any
     environment = describe(settings, scorer)
     del scorer
     pool = sentence_pool(seed=seed)
-    group = _isolated(settings, f"valence-soak-{tag}")
+    group = isolated_settings(settings, f"valence-soak-{tag}")
     worker = processes.worker(group, logs / "worker.log").start()
     try:
         worker.wait_until(processes.http_ready(group.http_port))

@@ -10,25 +10,19 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import orjson
 import torch
 
 from models.base import Scorer
 from stream.batching import BatchPolicy, estimate_tokens
 from stream.bench.model_only import (
     TokenCounter,
-    compare_scores,
     measure,
-    run_batches,
     sweep_batch_events,
     unsorted_sub_batches,
 )
-from stream.config import Settings
-from stream.factory import load_configured_scorer
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -112,66 +106,4 @@ def token_counting(scorer: Scorer, texts: Sequence[str]) -> dict[str, Any]:
         "exact_ms_per_event": round(per_text_ms(scorer.count_tokens), 4),
         "estimate_ms_per_event": round(per_text_ms(estimate_tokens), 5),
         "estimate_over_exact_tokens": round(sum(estimate) / sum(exact), 3),
-    }
-
-
-def _labelled_texts(limit: int) -> list[dict[str, str]]:
-    """Half CARER emotion, half TweetEval sentiment validation rows (the first ones)."""
-    rows: list[dict[str, str]] = []
-    for name, task in (("emotion", "emotion"), ("sentiment", "sentiment")):
-        path = DATA_DIR / name / "validation.jsonl"
-        with suppress(OSError):
-            for line in path.read_text(encoding="utf-8").splitlines()[: limit // 2]:
-                row = orjson.loads(line)
-                rows.append({"text": row["text"], "label": row["label"], "task": task})
-    return rows
-
-
-def _accuracy(scores: Sequence[Any], rows: Sequence[dict[str, str]]) -> dict[str, float]:
-    from models.labels import emotion_label, sentiment_label
-
-    hits: dict[str, list[bool]] = {"emotion": [], "sentiment": []}
-    for score, row in zip(scores, rows, strict=True):
-        if row["task"] == "emotion":
-            gold = emotion_label(row["label"])
-            # `none` is a served label; accuracy here is of the head's argmax.
-            probs = score.emotion.probabilities
-            hits["emotion"].append(max(probs, key=probs.__getitem__) == gold)
-        else:
-            hits["sentiment"].append(score.sentiment.label == sentiment_label(row["label"]))
-    return {task: round(sum(v) / len(v), 4) for task, v in hits.items() if v}
-
-
-def int8_vs_fp32(
-    settings: Settings,
-    fp32: Scorer,
-    texts: Sequence[str],
-    policy: BatchPolicy,
-    count: TokenCounter,
-    limit: int,
-) -> dict[str, Any]:
-    """Label agreement and accuracy of CPU int8 against fp32 on validation texts, and both
-    precisions' model-only throughput on the mix."""
-    rows = _labelled_texts(limit)
-    if not rows:
-        return {"available": False, "reason": "no validation data under data/"}
-    int8 = load_configured_scorer(settings, precision="int8")
-    if hasattr(int8, "segment_cache"):
-        int8.segment_cache = None
-    int8.warmup()
-    validation = [row["text"] for row in rows]
-    batches = [list(range(i, min(i + 64, len(rows)))) for i in range(0, len(rows), 64)]
-    reference = run_batches(fp32, validation, batches)[1]
-    quantised = run_batches(int8, validation, batches)[1]
-    fp32_speed = measure(fp32, texts, policy, count, repeats=1)
-    int8_speed = measure(int8, texts, policy, count, repeats=1)
-    return {
-        "available": True,
-        "validation_texts": len(rows),
-        "agreement": compare_scores(reference, quantised),
-        "accuracy_fp32": _accuracy(reference, rows),
-        "accuracy_int8": _accuracy(quantised, rows),
-        "fp32_texts_per_s": round(fp32_speed.texts_per_s, 2),
-        "int8_texts_per_s": round(int8_speed.texts_per_s, 2),
-        "speedup": round(fp32_speed.median_s / int8_speed.median_s, 3),
     }

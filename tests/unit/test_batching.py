@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from stream.batching import BatchAccumulator, BatchPolicy, MicroBatcher
+from stream.batching import BatchAccumulator, BatchPolicy, MicroBatcher, WaitingRoom
 
 
 class Clock:
@@ -121,3 +121,103 @@ def test_token_cap_defaults_by_device_unless_set() -> None:
     for device in ("cpu", "cuda"):
         policy = batch_policy(chosen, device)
         assert (policy.max_tokens, policy.max_events) == (4096, 8)
+
+
+def _room(clock: Clock, **policy: object) -> WaitingRoom[str]:
+    return WaitingRoom(BatchPolicy(**policy), clock)  # type: ignore[arg-type]
+
+
+def test_a_short_event_of_another_document_overtakes_a_long_one() -> None:
+    room = _room(Clock(), max_tokens=500)
+    room.add("long-doc", 1200, key="a")
+    room.add("sentence", 12, key="b")
+    assert room.take().items == ["sentence"]
+    assert room.take().items == ["long-doc"]
+    assert len(room) == 0
+
+
+def test_events_of_one_document_keep_their_order() -> None:
+    room = _room(Clock(), max_tokens=500)
+    room.add("long-a1", 1200, key="a")
+    room.add("short-a2", 12, key="a")
+    room.add("short-b1", 30, key="b")
+    assert room.take().items == ["short-b1"]  # a2 waits: a1 is the only candidate of "a"
+    assert room.take().items == ["long-a1"]
+    assert room.take().items == ["short-a2"]
+
+
+def test_one_document_may_share_a_batch_in_arrival_order() -> None:
+    room = _room(Clock(), max_tokens=10_000)
+    room.add("a1", 300, key="a")
+    room.add("a2", 5, key="a")
+    room.add("b1", 50, key="b")
+    assert room.take().items == ["b1", "a1", "a2"]
+
+
+def test_an_event_waiting_past_the_bypass_limit_goes_first() -> None:
+    clock = Clock()
+    room = _room(clock, max_tokens=500, max_bypass_s=1.0)
+    room.add("long", 400, key="a")
+    clock.now += 1.5
+    room.add("short", 10, key="b")
+    room.add("short2", 10, key="c")
+    batch = room.take()
+    assert batch.items == ["long", "short", "short2"]
+    assert batch.opened_at == 100.0  # the oldest item's arrival
+
+
+def test_arrival_order_is_first_in_first_out() -> None:
+    room = _room(Clock(), max_tokens=500, order="arrival")
+    room.add("long", 400, key="a")
+    room.add("short", 10, key="b")
+    room.add("another long", 400, key="c")
+    assert room.take().items == ["long", "short"]
+    assert room.take().items == ["another long"]
+
+
+def test_waiting_room_flush_rule_matches_the_accumulator() -> None:
+    clock = Clock()
+    room = _room(clock, max_events=3, max_wait_s=0.05, flush_when_idle=False)
+    assert not room.should_flush(model_idle=True)
+    room.add("x", 1)
+    assert not room.should_flush(model_idle=True)
+    clock.now += 0.06
+    assert room.should_flush(model_idle=False)
+    room.add("y", 1)
+    room.add("z", 1)
+    assert room.take().items == ["x", "y", "z"]
+    assert room.deadline() is None
+
+
+def test_items_added_alone_get_a_batch_each_and_short_ones_go_between() -> None:
+    room = _room(Clock(), max_tokens=10_000)
+    room.add("piece-1", 250, key="a", alone=True)
+    room.add("piece-2", 250, key="a", alone=True)
+    room.add("next-a", 5, key="a")
+    room.add("sentence", 10, key="b")
+    assert room.take().items == ["sentence"]  # a piece never shares a call
+    assert room.take().items == ["piece-1"]
+    room.add("late sentence", 10, key="c")
+    assert room.take().items == ["late sentence"]
+    assert room.take().items == ["piece-2"]
+    assert room.take().items == ["next-a"]
+
+
+def test_an_overdue_piece_still_goes_alone() -> None:
+    clock = Clock()
+    room = _room(clock, max_tokens=10_000, max_bypass_s=1.0)
+    room.add("piece", 250, key="a", alone=True)
+    clock.now += 2.0
+    room.add("sentence", 10, key="b")
+    assert room.take().items == ["piece"]
+    assert room.take().items == ["sentence"]
+
+
+def test_documents_are_split_on_the_cpu_by_default_only() -> None:
+    from stream.batching import split_tokens
+    from stream.config import Settings
+
+    assert split_tokens(Settings(), "cpu") == 256
+    assert split_tokens(Settings(), "cuda:0") == 0
+    assert split_tokens(Settings(batch_split_tokens=0), "cpu") == 0
+    assert split_tokens(Settings(batch_split_tokens=512), "cuda") == 512

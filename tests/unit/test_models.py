@@ -238,3 +238,38 @@ def test_short_multi_sentence_text_is_also_scored_whole(model_dir: Path) -> None
     for _ in range(2):
         [again] = cached.score([text])
         assert again.sentiment.probabilities == pytest.approx(alone.sentiment.probabilities)
+
+
+def test_a_long_text_scored_in_pieces_combines_to_its_whole_score() -> None:
+    from stream.config import SHIPPED_MODEL_DIR
+
+    scorer = load_scorer(SHIPPED_MODEL_DIR, device="cpu", precision="fp32", backend="torch")
+    sentences = [
+        "I was thrilled when the results came in.",
+        "Then the server crashed and we lost a day of work!",
+        "Nobody knew what to do.",
+        "Honestly, I am scared about the deadline.",
+        "But the team pulled together, and we shipped it on time.",
+    ]
+    text = "\n\n".join(" ".join(sentences[i:] + sentences[:i]) for i in range(5))
+    spans = scorer.split(text, 300)
+    assert len(spans) > 2 and all(end - start <= 300 for start, end in spans)
+    parts = [(start, scorer.score([text[start:end]])[0]) for start, end in spans]
+    combined = scorer.combine(text, parts)
+    whole = scorer.score([text])[0]
+    assert [(s.start, s.end, s.tokens) for s in combined.segments] == [
+        (s.start, s.end, s.tokens) for s in whole.segments
+    ]
+    for mine, theirs in ((combined.sentiment, whole.sentiment), (combined.emotion, whole.emotion)):
+        assert mine.label == theirs.label
+        for label, probability in theirs.probabilities.items():
+            assert abs(mine.probabilities[label] - probability) < 1e-5
+    assert abs(combined.emotion_intensity - whole.emotion_intensity) < 1e-5
+    assert combined.tokens == whole.tokens
+
+
+def test_texts_that_fit_one_window_are_never_split(tmp_path: Path) -> None:
+    scorer = load_scorer(write_random_model(tmp_path / "m"), device="cpu", precision="fp32")
+    short = "It rains. I am sad. Tomorrow will be better."
+    assert scorer.split(short, 20) == []  # scored whole: its score is not a segment mean
+    assert scorer.split("One sentence only, however long it is.", 10) == []

@@ -11,7 +11,9 @@ import asyncio
 import base64
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -25,10 +27,8 @@ from stream.codec import record_size
 from stream.config import Settings
 from stream.errors import DeliveryFailed, ModelError
 from stream.metrics import ValenceMetrics
-from stream.pipeline import OrderedAcks, RecordLimits, ScoringPipeline, Source
+from stream.pipeline import RecordLimits, ScoringPipeline, Source
 from stream.scoring import BatchScorer
-
-SCHEMA = json.loads(schema_path("dead_letter").read_text())
 
 
 class FakeScorer(Scorer):
@@ -190,6 +190,237 @@ def test_in_flight_gauge_returns_to_zero(count: int) -> None:
     assert asyncio.run(scenario()) == 0.0
 
 
+class GatedScorer(FakeScorer):
+    """Holds its first call until the test opens the gate: the model is busy meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.batches: list[list[str]] = []
+
+    def score(self, texts: Sequence[str]) -> list[TextScore]:
+        self.batches.append(list(texts))
+        if len(self.batches) == 1:
+            self.gate.wait(10)
+        return super().score(texts)
+
+
+class HeldSink(FakeSink):
+    """Delivers every record at once except those whose key is held, until released."""
+
+    def __init__(self, held_key: bytes) -> None:
+        super().__init__()
+        self.held_key = held_key
+        self.held: list[asyncio.Future[None]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = None):
+        self.records.append((topic, key, value))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if key == self.held_key:
+            self.held.append(future)
+        else:
+            future.set_result(None)
+        return future
+
+
+def doc_event(event_id: str, doc_id: str, text: str) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "doc_id": doc_id,
+            "user_id": "u",
+            "revision": 0,
+            "text": text,
+            "produced_at": "2026-11-26T09:00:00+00:00",
+        }
+    )
+
+
+def test_short_event_overtakes_another_documents_long_one_but_not_its_own() -> None:
+    long_text = "The committee reviewed every proposal in detail. " * 40  # ~560 tokens
+
+    async def scenario() -> tuple[list[str], list[int], list[int], GatedScorer]:
+        scorer = GatedScorer()
+        sink = HeldSink(held_key=b"a")
+        acked: list[int] = []
+        settings = Settings(batch_max_tokens=256, batch_max_wait_s=0.0, batch_order="shortest")
+
+        async def on_fatal(exc: BaseException) -> None:
+            raise AssertionError(exc)
+
+        metrics = ValenceMetrics.create(CollectorRegistry())
+        pipeline = ScoringPipeline(settings, BatchScorer(scorer), sink, metrics, on_fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+        raws = [
+            doc_event("first", "z", "Hello there."),  # occupies the model
+            doc_event("long-a", "a", long_text),
+            doc_event("short-a", "a", "Fine."),
+            doc_event("short-b", "b", "Great news!"),
+        ]
+        for offset, raw in enumerate(raws):
+
+            async def ack(offset: int = offset) -> None:
+                acked.append(offset)
+
+            await pipeline.submit(raw, Source("in", 0, offset, None, None, ack))
+            await asyncio.sleep(0.05)  # the first batch is taken before the rest arrive
+        scorer.gate.set()
+        while len(sink.records) < 4:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        acked_before_release = list(acked)
+        for future in sink.held:
+            future.set_result(None)
+        await pipeline.close()
+        await asyncio.wait_for(runner, 10)
+        published = [orjson.loads(value)["event_id"] for _, _, value in sink.records]
+        return published, acked_before_release, acked, scorer
+
+    published, acked_early, acked, scorer = asyncio.run(scenario())
+    # Another document's sentence overtakes the long document...
+    assert published.index("short-b") < published.index("long-a")
+    # ...but a document's own events keep their order.
+    assert published.index("long-a") < published.index("short-a")
+    assert scorer.batches[1] == ["Great news!"]
+    # short-b (offset 3) was delivered while long-a (offset 1) was not: faust saw only the
+    # acks below the first undelivered offset, and then all of them in offset order.
+    assert acked_early == [0]
+    assert acked == [0, 1, 2, 3]
+
+
+def test_arrival_order_publishes_first_in_first_out() -> None:
+    long_text = "The committee reviewed every proposal in detail. " * 40
+
+    async def scenario() -> list[str]:
+        scorer = GatedScorer()
+        sink = FakeSink()
+        settings = Settings(batch_max_tokens=256, batch_max_wait_s=0.0, batch_order="arrival")
+
+        async def on_fatal(exc: BaseException) -> None:
+            raise AssertionError(exc)
+
+        metrics = ValenceMetrics.create(CollectorRegistry())
+        pipeline = ScoringPipeline(settings, BatchScorer(scorer), sink, metrics, on_fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def ack() -> None:
+            return None
+
+        raws = [
+            doc_event("first", "z", "Hello there."),
+            doc_event("long-a", "a", long_text),
+            doc_event("short-b", "b", "Great news!"),
+        ]
+        for offset, raw in enumerate(raws):
+            await pipeline.submit(raw, Source("in", 0, offset, None, None, ack))
+            await asyncio.sleep(0.05)
+        scorer.gate.set()
+        await pipeline.close()
+        await asyncio.wait_for(runner, 10)
+        return [orjson.loads(value)["event_id"] for _, _, value in sink.records]
+
+    assert asyncio.run(scenario()) == ["first", "long-a", "short-b"]
+
+
+class SteppedScorer(Scorer):
+    """A real (tiny) scorer whose first two calls wait for the test: the model is busy."""
+
+    def __init__(self, inner: Scorer) -> None:
+        self.inner = inner
+        self.info = inner.info
+        self.gates = [threading.Event(), threading.Event()]
+        self.calls: list[list[str]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def split(self, text: str, max_chars: int) -> list[tuple[int, int]]:
+        return self.inner.split(text, max_chars)
+
+    def combine(self, text: str, parts: Sequence[tuple[int, TextScore]]) -> TextScore:
+        return self.inner.combine(text, parts)
+
+    def score(self, texts: Sequence[str]) -> list[TextScore]:
+        self.calls.append(list(texts))
+        if len(self.calls) <= len(self.gates):
+            self.gates[len(self.calls) - 1].wait(10)
+        return self.inner.score(texts)
+
+
+def test_a_long_document_is_scored_in_pieces_with_short_events_between(tmp_path: Path) -> None:
+    from models.loading import load_scorer
+    from tests.tiny_model import write_random_model
+
+    inner = load_scorer(write_random_model(tmp_path / "m"), device="cpu", precision="fp32")
+    sentence = "The committee reviewed every proposal in detail, one by one."
+    long_text = " ".join([sentence] * 24)  # ~400 tokens: pieces of ~64 tokens
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[int], SteppedScorer]:
+        scorer = SteppedScorer(inner)
+        sink = FakeSink()
+        acked: list[int] = []
+        settings = Settings(batch_split_tokens=64, batch_max_wait_s=0.0, suggestions="off")
+
+        async def on_fatal(exc: BaseException) -> None:
+            raise AssertionError(exc)
+
+        metrics = ValenceMetrics.create(CollectorRegistry())
+        pipeline = ScoringPipeline(settings, BatchScorer(scorer), sink, metrics, on_fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def submit(offset: int, raw: bytes) -> None:
+            async def ack() -> None:
+                acked.append(offset)
+
+            await pipeline.submit(raw, Source("in", 0, offset, None, None, ack))
+            await asyncio.sleep(0.05)
+
+        await submit(0, doc_event("first", "z", "Hello there."))  # call 1, held
+        await submit(1, doc_event("long-a", "a", long_text))
+        await submit(2, doc_event("short-a", "a", "Fine."))
+        await submit(3, doc_event("short-b", "b", "Great news!"))
+        scorer.gates[0].set()  # call 2 takes short-b and the first piece, and is held
+        await asyncio.sleep(0.2)
+        await submit(4, doc_event("late-c", "c", "Typed just now."))
+        scorer.gates[1].set()
+        await pipeline.close()
+        await asyncio.wait_for(runner, 30)
+        outputs = [orjson.loads(value) for _, _, value in sink.records]
+        return outputs, acked, scorer
+
+    outputs, acked, scorer = asyncio.run(scenario())
+    published = [o["event_id"] for o in outputs]
+    assert published.index("short-b") < published.index("long-a")
+    assert published.index("late-c") < published.index("long-a")  # admitted between pieces
+    assert published.index("long-a") < published.index("short-a")  # its own doc waits
+    assert acked == [0, 1, 2, 3, 4]
+    in_long = [[text in long_text and len(text) > 100 for text in call] for call in scorer.calls]
+    pieces = sum(sum(flags) for flags in in_long)
+    assert pieces >= 3
+    assert all(len(flags) == 1 for flags in in_long if any(flags))  # a piece calls alone
+    assert scorer.calls[1] == ["Great news!"]
+    assert scorer.calls[2] == ["Typed just now."]  # came while piece 1 waited: goes first
+    assert any(in_long[3])
+    # The document's published score is the score of the whole text in one call.
+    whole = inner.score([long_text])[0]
+    long_out = outputs[published.index("long-a")]
+    assert long_out["sentiment"]["label"] == whole.sentiment.label
+    for label, probability in whole.sentiment.probabilities.items():
+        assert abs(long_out["sentiment"]["probabilities"][label] - probability) < 1e-4
+    assert len(long_out["sentences"]) == len(whole.segments)
+
+
+# --- delivery (issue 11) ---------------------------------------------------------------
+
+SCHEMA = json.loads(schema_path("dead_letter").read_text())
+
+
+async def _release_until(sink: FakeSink, task: asyncio.Future[None]) -> None:
+    while not task.done():
+        sink.release()
+        await asyncio.sleep(0.01)
+
+
 def _pipeline(
     sink: FakeSink, fatal: list[BaseException], limits: RecordLimits | None = None, **overrides: Any
 ) -> ScoringPipeline:
@@ -204,45 +435,26 @@ def _pipeline(
     return ScoringPipeline(settings, BatchScorer(FakeScorer()), sink, metrics, on_fatal, limits)
 
 
-def test_pending_delivery_holds_acks_and_backpressures_intake() -> None:
-    """Nothing is acknowledged while its record is still on its way; beyond
-    max_in_flight_events, intake waits until deliveries complete."""
-
-    async def scenario() -> None:
-        sink, fatal, acked = FakeSink(hold=True), [], []
-        pipeline = _pipeline(sink, fatal)
+def test_output_over_the_topic_limit_is_dead_lettered() -> None:
+    async def scenario() -> FakeSink:
+        sink, fatal = FakeSink(), []
+        pipeline = _pipeline(sink, fatal, RecordLimits(output_max_bytes=600))
         runner = asyncio.ensure_future(pipeline.run())
 
-        async def submit(offset: int) -> None:
-            async def ack() -> None:
-                acked.append(offset)
+        async def ack() -> None:
+            return None
 
-            await pipeline.submit(event(offset), Source("in", 0, offset, None, b"k", ack))
-
-        for offset in range(8):
-            await submit(offset)
-        ninth = asyncio.ensure_future(submit(8))
-        await asyncio.sleep(0.3)
-        assert len(sink.records) == 8, "all eight were scored and sent"
-        assert acked == [], "no record delivered yet, so nothing acknowledged"
-        assert not ninth.done(), "the ninth event waits: eight are in flight"
-        assert pipeline.in_flight == 9 - 1 + 1  # eight in the pipeline, the ninth counted
-        sink.release()
-        await asyncio.wait_for(ninth, 5)
+        await pipeline.submit(event(0), Source("in", 0, 0, None, None, ack))
         await pipeline.close()
-        sink_release_task = asyncio.ensure_future(_release_until(sink, runner))
         await asyncio.wait_for(runner, 5)
-        await sink_release_task
-        assert sorted(acked) == list(range(9)) and not fatal
-        assert pipeline.in_flight == 0
+        assert not fatal
+        return sink
 
-    asyncio.run(scenario())
-
-
-async def _release_until(sink: FakeSink, task: asyncio.Future[None]) -> None:
-    while not task.done():
-        sink.release()
-        await asyncio.sleep(0.01)
+    sink = asyncio.run(scenario())
+    assert sink.values("valence.scored-events") == []
+    (letter,) = sink.values("valence.dead-letter")
+    assert letter["reason"] == "output_too_large" and letter["event_id"] == "e0"
+    jsonschema.validate(letter, SCHEMA)
 
 
 def test_oversized_event_dead_letter_fits_the_limit() -> None:
@@ -287,6 +499,41 @@ def test_oversized_event_dead_letter_fits_the_limit() -> None:
     }
 
 
+def test_pending_delivery_holds_acks_and_backpressures_intake() -> None:
+    """Nothing is acknowledged while its record is still on its way; beyond
+    max_in_flight_events, intake waits until deliveries complete."""
+
+    async def scenario() -> None:
+        sink, fatal, acked = FakeSink(hold=True), [], []
+        pipeline = _pipeline(sink, fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+
+        async def submit(offset: int) -> None:
+            async def ack() -> None:
+                acked.append(offset)
+
+            await pipeline.submit(event(offset), Source("in", 0, offset, None, b"k", ack))
+
+        for offset in range(8):
+            await submit(offset)
+        ninth = asyncio.ensure_future(submit(8))
+        await asyncio.sleep(0.3)
+        assert len(sink.records) == 8, "all eight were scored and sent"
+        assert acked == [], "no record delivered yet, so nothing acknowledged"
+        assert not ninth.done(), "the ninth event waits: eight are in flight"
+        assert pipeline.in_flight == 9 - 1 + 1  # eight in the pipeline, the ninth counted
+        sink.release()
+        await asyncio.wait_for(ninth, 5)
+        await pipeline.close()
+        sink_release_task = asyncio.ensure_future(_release_until(sink, runner))
+        await asyncio.wait_for(runner, 5)
+        await sink_release_task
+        assert sorted(acked) == list(range(9)) and not fatal
+        assert pipeline.in_flight == 0
+
+    asyncio.run(scenario())
+
+
 def test_undeliverable_dead_letter_stops_with_the_reason() -> None:
     """The dead-letter topic refuses: the event is not acknowledged, and the error names the
     event and the topic (the worker then stops with it)."""
@@ -309,52 +556,3 @@ def test_undeliverable_dead_letter_stops_with_the_reason() -> None:
     assert acked == []
     assert "in[1]@5" in str(error) and "valence.dead-letter" in str(error)
     assert "not_json" in str(error)
-
-
-def test_output_over_the_topic_limit_is_dead_lettered() -> None:
-    async def scenario() -> FakeSink:
-        sink, fatal = FakeSink(), []
-        pipeline = _pipeline(sink, fatal, RecordLimits(output_max_bytes=600))
-        runner = asyncio.ensure_future(pipeline.run())
-
-        async def ack() -> None:
-            return None
-
-        await pipeline.submit(event(0), Source("in", 0, 0, None, None, ack))
-        await pipeline.close()
-        await asyncio.wait_for(runner, 5)
-        assert not fatal
-        return sink
-
-    sink = asyncio.run(scenario())
-    assert sink.values("valence.scored-events") == []
-    (letter,) = sink.values("valence.dead-letter")
-    assert letter["reason"] == "output_too_large" and letter["event_id"] == "e0"
-    jsonschema.validate(letter, SCHEMA)
-
-
-def test_inputs_are_acknowledged_in_offset_order_per_partition() -> None:
-    """An input whose delivery is still pending holds back the acknowledgement of later
-    inputs of its partition (faust would otherwise commit past it), not of others."""
-
-    async def scenario() -> None:
-        acked: list[tuple[int, int]] = []
-        acks = OrderedAcks()
-
-        def source(partition: int, offset: int) -> Source:
-            async def ack() -> None:
-                acked.append((partition, offset))
-
-            return Source("in", partition, offset, None, None, ack)
-
-        sources = {(p, o): source(p, o) for p in (0, 1) for o in (10, 11, 12)}
-        for item in sources.values():
-            acks.taken(item)
-        await acks.done(sources[0, 11])
-        await acks.done(sources[0, 12])
-        await acks.done(sources[1, 10])
-        assert acked == [(1, 10)], "partition 0 waits for offset 10"
-        await acks.done(sources[0, 10])
-        assert acked == [(1, 10), (0, 10), (0, 11), (0, 12)]
-
-    asyncio.run(scenario())

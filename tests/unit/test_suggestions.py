@@ -164,13 +164,14 @@ def test_requested_suggestions_that_cannot_run_stop_the_worker_start(monkeypatch
     assert recommendation_step(Settings(suggestions="off", attribution=False), scorer) is None
 
 
-def test_valence_score_gives_the_workers_suggestions(scorer, tmp_path: Path) -> None:
+def test_valence_score_gives_the_workers_suggestions(tmp_path: Path) -> None:
     """`valence score --file` and the worker's step produce the same suggestions."""
     from stream.cli.offline import score_lines
     from stream.config import Settings
-    from stream.factory import recommendation_step
+    from stream.factory import load_configured_scorer, recommendation_step
 
     settings = Settings(model_path=MODEL, torch_threads=1)
+    scorer = load_configured_scorer(settings)  # exactly as the worker loads it
     line = orjson.dumps(
         {"text": "I'm so angry that the landlord kept our deposit.", "target_emotion": "anger"}
     ).decode()
