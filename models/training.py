@@ -88,9 +88,9 @@ class TrainConfig:
     # Rows drawn from each source per epoch (0 leaves the source out; more than it has
     # repeats rows). The default mix weighs the out-of-CARER domains up.
     carer_per_epoch: int = 4000
-    goemotions_per_epoch: int = 8000
-    tweeteval_emotion_per_epoch: int = 3000
-    sentiment_per_epoch: int = 8000
+    goemotions_per_epoch: int = 10000
+    tweeteval_emotion_per_epoch: int = 1500
+    sentiment_per_epoch: int = 10000
     sst2_per_epoch: int = 2000
     # The emotion head gets a sixth output, `none`, trained on GoEmotions' neutral rows.
     emotion_none_class: bool = True
