@@ -265,6 +265,8 @@ def distil(config: DistillConfig) -> Path:
         encoder_layers=layers,
         dropout=config.dropout,
         max_train_tokens=config.max_len,
+        emotion_none_class=teacher_manifest.emotion_none_class,  # the copied head's width
+        none_rule=teacher_manifest.none_rule,
         none_threshold=teacher_manifest.none_threshold,
         training=training,
     ).write(config.output_dir)
