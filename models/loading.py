@@ -85,7 +85,7 @@ def build_network(model_dir: Path, manifest: ModelManifest) -> SentimentEmotionM
     model = SentimentEmotionModel(
         encoder,
         n_sentiment=len(manifest.sentiment_labels),
-        n_emotion=len(manifest.emotion_labels),
+        n_emotion=len(manifest.emotion_labels) + int(manifest.emotion_none_class),
         dropout=manifest.dropout,
     )
     stored = load_tensors(model_dir)

@@ -31,11 +31,15 @@ def write_random_model(
     config: dict[str, Any] | None = None,
     none_threshold: float = 0.3,
     name: str = "valence-random-distilbert",
+    emotion_none_class: bool = False,
 ) -> Path:
-    """Write a loadable Valence model directory with random weights; returns `model_dir`."""
+    """Write a loadable Valence model directory with random weights; returns `model_dir`.
+    `emotion_none_class` gives the emotion head its sixth, `none` output."""
     backbone_config = config or random_distilbert_config()
     torch.manual_seed(seed)
-    model = SentimentEmotionModel(build_random_distilbert(backbone_config))
+    model = SentimentEmotionModel(
+        build_random_distilbert(backbone_config), n_emotion=5 + int(emotion_none_class)
+    )
     save_tensors(model.state_dict(), model_dir)
     ModelManifest(
         name=name,
@@ -45,5 +49,6 @@ def write_random_model(
         tokenizer=tokenizer_reference(RANDOM_DISTILBERT),
         stored_params="all",
         none_threshold=none_threshold,
+        emotion_none_class=emotion_none_class,
     ).write(model_dir)
     return model_dir

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.inference import TransformerScorer
+from models.inference import TransformerScorer, five_emotions
 from models.network import masked_mean, pad_rows
 
 
@@ -85,7 +85,8 @@ class ModelAccess:
                 states = self.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 pooled = masked_mean(states, mask).to(head_dtype)
                 sentiment[batch] = torch.softmax(self.model.sentiment_head(pooled), -1).cpu()
-                emotion[batch] = torch.softmax(self.model.emotion_head(pooled), -1).cpu()
+                head = torch.softmax(self.model.emotion_head(pooled), -1).cpu().numpy()
+                emotion[batch] = five_emotions(head, self.scorer.emotion_none_class)[0]
                 unit = torch.nn.functional.normalize(pooled.float(), dim=-1)
                 embedding[batch] = unit.cpu().numpy()
                 self.calls += 1

@@ -282,7 +282,9 @@ class Recommender:
         candidates were chosen as stronger by VADER and the lexicon, rewrites.py)."""
         budget = self.budget
         if before >= budget.saturated and _current(plan.score) == plan.target:
-            return delta >= 0.0 and logit_gain >= 0.0
+            # Past saturation the model cannot tell "angry" from "furious" (both P ~ 1):
+            # float noise must not decide, only a real drop may.
+            return delta >= -budget.saturation_slack
         return delta >= budget.min_gain and logit_gain >= budget.min_logit_gain
 
     def _prelim(self, checked: _Checked) -> float:

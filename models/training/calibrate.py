@@ -3,9 +3,11 @@ validation metrics in the manifest.
 
 Neither is tuned on the validation files reported in the model card:
 
-- the `none` threshold is chosen on emotion data that contains emotion-free text (GoEmotions
-  train, grouped to Valence's five emotions, `neutral` rows as `none`) and maximises the
-  macro-F1 over the six served labels (five emotions + `none`);
+- the `none` threshold is chosen on emotion data that contains emotion-free text (a seeded
+  4,000-row sample of GoEmotions train, grouped to Valence's five emotions, `neutral` rows as
+  `none`; training leaves that sample out) and maximises the macro-F1 over the six served
+  labels (five emotions + `none`). The intensity it thresholds is the served one: with a
+  `none` class of the emotion head, max(P(emotion | not none)) x (1 - P(none));
 - the sentiment log-prior offsets (`sentiment_log_offsets`) are chosen on TweetEval train
   rows the trainer's seeded sample left out, and maximise macro-recall (TweetEval's metric):
   the training mix and class weights leave the head's priors off balance, and a per-class
@@ -140,13 +142,20 @@ def calibrate_sentiment(
     return tune_sentiment_offsets(probabilities, gold, labels)
 
 
+def none_calibration_examples(path: Path, limit: int, seed: int) -> list[Example]:
+    """The seeded random subset of `limit` emotion rows of `path` (neutral rows included)
+    that tunes the `none` threshold; training leaves these rows out."""
+    examples = read_examples(path, "emotion", include_none=True)
+    if len(examples) > limit:
+        examples = random.Random(f"{seed}:none").sample(examples, limit)
+    return examples
+
+
 def calibrate(
     scorer: TransformerScorer, path: Path, limit: int, seed: int, *, progress: bool = False
 ) -> tuple[float, dict[str, Any]]:
     """Tune the threshold on a seeded random subset of `limit` rows of `path`."""
-    examples = read_examples(path, "emotion", include_none=True)
-    if len(examples) > limit:
-        examples = random.Random(f"{seed}:none").sample(examples, limit)
+    examples = none_calibration_examples(path, limit, seed)
     scores = score_examples(scorer, examples, progress=progress)
     threshold, report = tune_none_threshold(scores, [e.label for e in examples])
     report["data"] = path.name
@@ -166,6 +175,7 @@ def validation_metrics(scorer: TransformerScorer, config: TrainConfig) -> dict[s
         "carer_validation": (config.emotion_validation, "emotion"),
         "tweeteval_sentiment_validation": (config.sentiment_validation, "sentiment"),
         "goemotions_validation": (config.goemotions_validation, "emotion"),
+        "tweeteval_emotion_validation": (config.tweeteval_emotion_validation, "emotion"),
     }
     metrics: dict[str, Any] = {}
     for key, (path, task) in validations.items():

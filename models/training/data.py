@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from models.labels import (
+    EMOTION_HEAD_WITH_NONE,
     EMOTION_LABELS,
     GOEMOTIONS_TO_EMOTION,
     NO_EMOTION,
@@ -37,7 +38,10 @@ class Example:
 
     @property
     def label_index(self) -> int:
-        """Index of the label in its head's label order (NO_EMOTION has none)."""
+        """Index of the label in its head's output order; NO_EMOTION is the emotion head's
+        `none` class (EMOTION_HEAD_WITH_NONE), which only a head trained with it has."""
+        if self.task == "emotion" and self.label == NO_EMOTION:
+            return EMOTION_HEAD_WITH_NONE.index(NO_EMOTION)
         return task_labels(self.task).index(self.label)
 
 
@@ -60,8 +64,11 @@ def _rows(path: Path) -> Iterator[dict[str, object]]:
 def _grouped_emotion(words: list[str]) -> str | None:
     """One Valence emotion (or NO_EMOTION) for a GoEmotions label list, None if ambiguous.
 
-    Rows whose labels fall into two Valence emotions, or only into disgust, are dropped:
-    a single-label head cannot be scored against them.
+    Rows whose labels fall into two Valence emotions (e.g. joy + sadness), or only into
+    disgust, are dropped: a single-label head can be neither trained nor scored on them.
+    Disgust next to one Valence emotion is ignored (the row counts as that emotion), and so is
+    `neutral` next to an emotion: an annotator saw that emotion. Only a row labelled `neutral`
+    alone is NO_EMOTION.
     """
     groups = {GOEMOTIONS_TO_EMOTION[w] for w in words if w in GOEMOTIONS_TO_EMOTION}
     emotions = groups - {NO_EMOTION}

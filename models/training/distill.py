@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from models.artifact import WEIGHTS_NAME, ModelManifest, save_tensors
 from models.backbone import load_tokenizer
+from models.labels import EMOTION_HEAD_WITH_NONE, EMOTION_LABELS
 from models.loading import build_network
 from models.network import HeadLogits, SentimentEmotionModel, keep_encoder_layers
 from models.training.calibrate import finalize_model
@@ -210,7 +211,20 @@ def distil(config: DistillConfig) -> Path:
     keys = stored_keys(student, stored_params)
     optimizer = build_optimizer(student, config)
     scheduler = linear_schedule(optimizer, total, config.warmup_ratio)
-    weights = [class_weights(examples, task, config.class_weight_power) for task in TASKS]
+    # A teacher with a `none` class gives the student six emotion outputs; the hard labels
+    # (CARER) never name `none`, so its weight is 1 (absent class).
+    emotion_outputs = (
+        EMOTION_HEAD_WITH_NONE if teacher_manifest.emotion_none_class else EMOTION_LABELS
+    )
+    weights = [
+        class_weights(
+            examples,
+            task,
+            config.class_weight_power,
+            emotion_outputs if task == "emotion" else None,
+        )
+        for task in TASKS
+    ]
     hard_losses = [nn.CrossEntropyLoss(weight=w, reduction="sum") for w in weights]
     student.train()
     train_started = time.monotonic()
@@ -266,6 +280,8 @@ def distil(config: DistillConfig) -> Path:
         encoder_layers=layers,
         dropout=config.dropout,
         max_train_tokens=config.max_len,
+        emotion_none_class=teacher_manifest.emotion_none_class,  # the copied head's width
+        none_rule=teacher_manifest.none_rule,
         none_threshold=teacher_manifest.none_threshold,
         training=training,
     ).write(config.output_dir)

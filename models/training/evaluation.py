@@ -94,6 +94,16 @@ def head_metrics(
     gold_index = np.array([labels.index(label) for label in gold])
     auc = macro_auc(gold_index, probabilities) if rows else None
     metrics["roc_auc_ovr_macro"] = None if auc is None else round(auc, 4)
+    if rows and len(present) < len(labels):
+        # A data set with fewer classes (TweetEval emotion: anger, joy, sadness) is also read
+        # as its own k-way task: the argmax over its classes only.
+        columns = [labels.index(label) for label in present]
+        restricted = [present[int(k)] for k in probabilities[:, columns].argmax(axis=1)]
+        metrics["present_classes_only"] = {
+            k: v
+            for k, v in classification_metrics(gold, restricted, present).items()
+            if k != "per_class"
+        }
     return metrics
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -128,6 +129,39 @@ def test_none_rule_follows_threshold(model_dir: Path) -> None:
     assert score.emotion.label == max(
         score.emotion.probabilities, key=score.emotion.probabilities.__getitem__
     )
+
+
+def test_none_class_model_serves_five_emotions_and_reads_none_off_its_head(
+    tmp_path: Path,
+) -> None:
+    from models.inference import five_emotions
+
+    model_dir = write_random_model(tmp_path / "none-class", emotion_none_class=True)
+    scorer = load_scorer(model_dir, device="cpu", torch_threads=1)
+    assert isinstance(scorer, TransformerScorer)
+    assert scorer.model.emotion_head.out_features == 6
+    # Make `none` certain: the bias dwarfs the random weights.
+    with torch.no_grad():
+        scorer.model.emotion_head.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 2.0, 12.0]))
+    [score] = scorer.score(["nothing to feel here. just a fact."])
+    _assert_valid(score)
+    assert score.emotion.label == NO_EMOTION and score.emotion_intensity < 0.01
+    # The five served probabilities are the head's emotions renormalised: sadness leads.
+    assert max(score.emotion.probabilities, key=score.emotion.probabilities.get) == "sadness"
+    with torch.no_grad():
+        scorer.model.emotion_head.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 12.0, -12.0]))
+    scorer.none_threshold = 0.5
+    [score] = scorer.score(["nothing to feel here. just a fact."])
+    assert score.emotion.label == "sadness" and score.emotion_intensity > 0.9
+    # The neutral sentiment no longer discounts the intensity of a none-class model.
+    assert score.emotion_intensity == pytest.approx(
+        max(score.emotion.probabilities.values()), abs=1e-3
+    )
+
+    emotions, p_none = five_emotions(np.array([[0.1, 0.1, 0.0, 0.0, 0.0, 0.8]]), True)
+    assert emotions.tolist() == [[0.5, 0.5, 0.0, 0.0, 0.0]] and p_none.tolist() == [0.8]
+    emotions, p_none = five_emotions(np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0]), True)
+    assert emotions.tolist() == [0.2] * 5  # all mass on none: uniform, never NaN
 
 
 def test_int8_precision_scores(model_dir: Path) -> None:

@@ -122,3 +122,39 @@ def test_evaluate_reports_metrics(tmp_path: Path) -> None:
     assert "served" not in metrics
     with pytest.raises(ValueError, match="no examples"):
         evaluate(scorer, sentiment, "emotion")
+
+
+def test_goemotions_multi_label_rows(tmp_path: Path) -> None:
+    # Rows labelled with two Valence emotions are dropped (a single-label head can be neither
+    # trained nor scored on them); disgust and neutral next to one emotion are ignored.
+    rows = [
+        {"text": "joy and anger", "labels": ["joy", "anger"]},
+        {"text": "two joys", "labels": ["gratitude", "admiration"]},
+        {"text": "fear, neutral too", "labels": ["nervousness", "neutral"]},
+        {"text": "sad, disgusted", "labels": ["grief", "disgust"]},
+        {"text": "only disgust", "labels": ["disgust"]},
+    ]
+    labels = {e.text: e.label for e in read_examples(_write(tmp_path / "g.jsonl", rows), "emotion")}
+    assert labels == {"two joys": "joy", "fear, neutral too": "fear", "sad, disgusted": "sadness"}
+
+
+def test_none_examples_index_the_head_none_output(tmp_path: Path) -> None:
+    from models.labels import EMOTION_HEAD_WITH_NONE
+
+    path = _write(tmp_path / "g.jsonl", [{"text": "it is tuesday", "labels": ["neutral"]}])
+    [example] = read_examples(path, "emotion")
+    assert example.label == NO_EMOTION
+    assert EMOTION_HEAD_WITH_NONE[example.label_index] == NO_EMOTION == "none"
+
+
+def test_tweeteval_emotion_optimism_is_joy_and_scores_three_way(tmp_path: Path) -> None:
+    rows = [
+        {"text": f"tweet {i}", "label": label}
+        for i, label in enumerate(["optimism", "joy", "anger", "sadness"] * 3)
+    ]
+    path = _write(tmp_path / "tweeteval_emotion.jsonl", rows)
+    assert {e.label for e in read_examples(path, "emotion")} == {"joy", "anger", "sadness"}
+    scorer = load_scorer(write_random_model(tmp_path / "model"), device="cpu")
+    metrics = evaluate(scorer, path, "emotion")
+    three_way = metrics["present_classes_only"]
+    assert three_way["n"] == 12 and three_way["accuracy"] >= metrics["accuracy"]
