@@ -22,6 +22,7 @@ class Budget:
     min_logit_gain: float = 0.3
     saturated: float = 0.97  # P(target) past which an intensification need only not lower it
     saturation_slack: float = 0.005  # ... by more than this
+    min_feeling_fit: float = 0.5  # ... of one feeling swapped for another (angry -> happy)
     min_fit: float = 0.6  # least context fit of a word swap (context_fit.Fit.span)
     min_validation: float = 0.93  # least Zhou validation score (rest of the sentence kept)
     require_support: bool = True  # lexicon/VADER must agree with the model (word swaps)

@@ -306,7 +306,8 @@ class Recommender:
         for c, fit in zip(grammatical, fits, strict=True):
             if fit.validation < budget.min_validation:
                 continue
-            if not c.rewrite.inserts and fit.span < budget.min_fit:
+            floor = budget.min_fit if c.rewrite.fit_floor is None else c.rewrite.fit_floor
+            if not c.rewrite.inserts and fit.span < floor:
                 continue
             out.setdefault(c.plan.index, []).append(self._suggestion(c, fit))
         for suggestions in out.values():

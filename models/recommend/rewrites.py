@@ -84,6 +84,9 @@ class Rewrite:
     sources: set[str] = field(default_factory=set)
     support: float = 0.0
     inserts: bool = False  # adds a word and replaces none (its fit is the validation score)
+    # A feeling swapped for another feeling ("angry" -> "happy") reads further from the
+    # original by design: it gets this lower context-fit floor instead of the budget's.
+    fit_floor: float | None = None
 
     @property
     def start(self) -> int:
@@ -255,13 +258,22 @@ _POLYSEMOUS = frozenset(
 # "terrified" -> "thrilled" is a rewrite toward joy); otherwise GloVe must put them this close.
 _CLOSE_RELATIONS = frozenset({"synonym", "similar", "antonym"})
 _MIN_GLOVE_SIMILARITY = 0.5
+_MIN_FEELING_SIMILARITY = 0.35
 
 
 def _related(resources: Resources, original: str, candidate: Any) -> bool:
     if candidate.sources & _CLOSE_RELATIONS:
         return True
-    glove = resources.glove
-    return glove.similarity(original, candidate.lemma) >= _MIN_GLOVE_SIMILARITY
+    similarity = resources.glove.similarity(original, candidate.lemma)
+    if similarity >= _MIN_GLOVE_SIMILARITY:
+        return True
+    # One feeling for another ("terrified" -> "thrilled", "angry" -> "happy"): WordNet
+    # rarely lists them as antonyms, and GloVe puts them only loosely together.
+    return (
+        similarity >= _MIN_FEELING_SIMILARITY
+        and _describes_feeling(resources, original)
+        and _describes_feeling(resources, candidate.replacement.lower())
+    )
 
 
 # VADER's direction for each target (surprise has none: the lexicon decides alone).
@@ -415,6 +427,7 @@ def _edits_at(ctx: RewriteContext, position: _Position) -> list[Rewrite]:
             or affective(ctx.resources, c.lemma, upos)
         )
     ]
+    feeling = _describes_feeling(ctx.resources, token.lower_)
     out = [
         Rewrite(
             position.segment,
@@ -424,6 +437,11 @@ def _edits_at(ctx: RewriteContext, position: _Position) -> list[Rewrite]:
             "word",
             set(c.sources),
             c.support,
+            fit_floor=ctx.budget.min_feeling_fit
+            if not intensify
+            and feeling
+            and _describes_feeling(ctx.resources, c.replacement.lower())
+            else None,
         )
         for c in swaps
     ]

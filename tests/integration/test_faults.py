@@ -351,8 +351,9 @@ def test_sigterm_while_the_broker_is_down_ends_in_bounded_time(
     """With deliveries that cannot complete, /health reports the stall, and a stop still
     ends within shutdown_timeout_s; a later worker scores everything."""
     settings = isolated_settings(kafka, shutdown_timeout_s=SHUTDOWN_TIMEOUT_S, stall_timeout_s=5)
-    # Long texts: far more work than the worker does before the broker stops.
-    events = _valid(300, "down")
+    # Long texts: far more work than the worker does before the broker stops (the ONNX int8
+    # CPU path scores several hundred of these a minute).
+    events = _valid(900, "down")
     for event in events:
         event["text"] = " ".join([event["text"]] * 60)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
@@ -360,9 +361,9 @@ def test_sigterm_while_the_broker_is_down_ends_in_bounded_time(
         worker.wait_ready()
         asyncio.run(send_events(settings, events))
         deadline = time.monotonic() + 180
-        while len(read_to_end(settings, settings.output_topic)) < 10:
+        while len(read_to_end(settings, settings.output_topic)) < 1:
             assert time.monotonic() < deadline, worker.log_tail()
-            time.sleep(0.5)
+            time.sleep(0.2)
         assert worker.http("/health")[0] == 200
         launcher.stop(kafka)
         try:

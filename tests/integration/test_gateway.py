@@ -22,9 +22,9 @@ from tests.integration.workers import free_port, isolated_settings
 
 WRITE_KEY, READ_KEY = "it-write-key", "it-read-key"
 JOYFUL = "I am so happy today, everything worked!"
-# With the shipped model: anger, and `valence recommend ... --target joy` suggests
-# replacing "furious" (relieved, happy, ...).
-ANGRY = "I am furious about the delay."
+# With the shipped model: anger, and after JOYFUL the text's suggestions toward joy replace
+# "angry" ("happy", "joyful", ...; checked with `valence score` on the two sentences).
+ANGRY = "I feel so angry."
 MAX_TEXT_CHARS = 600
 SCORE_TIMEOUT_MS = 90_000
 
@@ -181,7 +181,7 @@ def test_writing_page_in_a_real_browser(
             editor.press_sequentially(" " + ANGRY, delay=15)
             _wait_for_emotions(page, ["joy", "anger"])
             angry = page.locator("#scored-text .sentence").nth(1)
-            expect(angry.locator("u.attribution")).to_contain_text(["furious"])
+            expect(angry.locator("u.attribution")).to_contain_text(["angry"])
             angry.hover()
             expect(page.locator("#tooltip")).to_be_visible()
             expect(page.locator("#tooltip")).to_contain_text("anger")
@@ -190,7 +190,7 @@ def test_writing_page_in_a_real_browser(
 
             # A target emotion brings suggestions; applying one changes the text and its tint.
             page.select_option("#target", "joy")
-            suggestion = page.locator("#suggestions button", has_text="furious")
+            suggestion = page.locator("#suggestions button", has_text="angry")
             expect(suggestion.first).to_be_visible(timeout=SCORE_TIMEOUT_MS)
             angry.hover()
             shot = tmp_path / "page.png"
@@ -200,7 +200,7 @@ def test_writing_page_in_a_real_browser(
                 shutil.copyfile(shot, request.config.getoption("--screenshot"))
             replacement = suggestion.first.inner_text().split("\u2192")[1].split("(")[0].strip()
             suggestion.first.click()
-            assert "furious" not in editor.input_value()
+            assert "angry" not in editor.input_value()
             assert replacement in editor.input_value()
             page.wait_for_function(
                 "() => { const s = document.querySelectorAll('#scored-text .sentence');"
