@@ -194,10 +194,17 @@ def _holder_is_sentient(resources: Resources, token: Any) -> bool | None:
     return None
 
 
+# Adjectives WordNet ties to a feeling but that say what a thing does to us ("scary" is
+# "scare"), like the -ing participles: "I'm scary that ..." is not fear.
+_THING_FEELINGS = frozenset(
+    ["scary", "creepy", "spooky", "eerie", "dreadful", "frightful", "fearsome", "awful"]
+)
+
+
 def _describes_feeling(resources: Resources, word: str, *, first_sense: bool = False) -> bool:
     """An adjective for how someone feels ("afraid", "furious", "thrilled"), not for what a
     thing is like ("awful", "disappointing", "delicious"): WordNet ties it to a feeling."""
-    if word.endswith("ing"):
+    if word.endswith("ing") or word in _THING_FEELINGS:
         return False
     senses = resources.wordnet.synsets(word, pos="a")  # adjectives and satellites
     # `first_sense`: only the most frequent one ("still" is not "stillness" of feeling).
