@@ -20,9 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from models.training.data import Task, read_examples, task_labels
+from models.training.data import DATA_DIR, Task, read_examples, sample_examples, task_labels
 from models.training.evaluation import classification_metrics, macro_auc
-from models.training.train import DATA_DIR, sample_examples
 
 Classifier = Literal["logreg", "svm"]
 

@@ -23,6 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +35,32 @@ from models.base import TextScore
 from models.inference import TransformerScorer
 from models.labels import NO_EMOTION
 from models.loading import load_scorer
-from models.training.data import Example, read_examples, task_labels
+from models.training.data import DATA_DIR, Example, read_examples, sample_examples, task_labels
 from models.training.evaluation import evaluate, score_examples
 
 if TYPE_CHECKING:
     from models.training.train import TrainConfig
+
+
+@dataclass
+class CalibrationConfig:
+    """What calibration reads of a training run's settings (`TrainConfig` has the same
+    fields), so recalibrating a model needs no trainer."""
+
+    output_dir: Path
+    seed: int = 13
+    max_examples_per_task: int | None = 16000
+    sentiment_train: Path = DATA_DIR / "sentiment" / "train.jsonl"
+    sentiment_calibration_examples: int = 4000
+    none_calibration: Path | None = DATA_DIR / "goemotions" / "train.jsonl"
+    none_calibration_examples: int = 4000
+    emotion_validation: Path | None = DATA_DIR / "emotion" / "validation.jsonl"
+    sentiment_validation: Path | None = DATA_DIR / "sentiment" / "validation.jsonl"
+    goemotions_validation: Path | None = DATA_DIR / "goemotions" / "validation.jsonl"
+    tweeteval_emotion_validation: Path | None = DATA_DIR / "tweeteval-emotion" / "validation.jsonl"
+    torch_threads: int | None = None
+    progress: bool = False
+
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +139,6 @@ def heldout_sentiment_examples(
     path: Path, train_limit: int | None, seed: int, limit: int
 ) -> list[Example]:
     """Up to `limit` rows of `path` whose texts the trainer's seeded sample did not take."""
-    from models.training.train import sample_examples
-
     seen = {e.text for e in sample_examples(path, "sentiment", train_limit, seed)}
     rest = [e for e in read_examples(path, "sentiment") if e.text not in seen]
     if len(rest) > limit:
@@ -169,7 +189,9 @@ def apply_sentiment_offsets(
     scorer.sentiment_factors = np.exp([offsets[k] for k in scorer.sentiment_labels])
 
 
-def validation_metrics(scorer: TransformerScorer, config: TrainConfig) -> dict[str, Any]:
+def validation_metrics(
+    scorer: TransformerScorer, config: TrainConfig | CalibrationConfig
+) -> dict[str, Any]:
     """The metrics of every validation set the config names."""
     validations = {
         "carer_validation": (config.emotion_validation, "emotion"),
@@ -186,7 +208,9 @@ def validation_metrics(scorer: TransformerScorer, config: TrainConfig) -> dict[s
     return metrics
 
 
-def tune(scorer: TransformerScorer, manifest: ModelManifest, config: TrainConfig) -> dict:
+def tune(
+    scorer: TransformerScorer, manifest: ModelManifest, config: TrainConfig | CalibrationConfig
+) -> dict:
     """Tune the sentiment offsets, then the `none` threshold (it reads P(neutral) as served,
     after the offsets), into `manifest` and `scorer`; returns their reports."""
     reports: dict[str, Any] = {}
@@ -220,7 +244,7 @@ def tune(scorer: TransformerScorer, manifest: ModelManifest, config: TrainConfig
     return reports
 
 
-def finalize_model(config: TrainConfig, train_started: float) -> ModelManifest:
+def finalize_model(config: TrainConfig | CalibrationConfig, train_started: float) -> ModelManifest:
     """Tune the offsets and `none_threshold`, and write validation metrics into the saved
     model's manifest."""
     model_dir = config.output_dir
@@ -239,11 +263,10 @@ def finalize_model(config: TrainConfig, train_started: float) -> ModelManifest:
 def recalibrate(model_dir: Path, *, examples: int) -> None:
     """Tune a trained model's offsets and threshold again, with the training run's data
     settings, and re-measure the validation sets with the scorer as it now serves."""
-    from models.training.train import TrainConfig
-
     manifest = ModelManifest.read(model_dir)
     trained = manifest.training.get("config", {})
-    config = TrainConfig(
+    config = CalibrationConfig(
+        output_dir=model_dir,
         seed=int(trained.get("seed", 13)),
         max_examples_per_task=trained.get("max_examples_per_task", 16000),
         none_calibration_examples=int(trained.get("none_calibration_examples", 4000)),

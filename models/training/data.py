@@ -9,6 +9,7 @@ labels are grouped into Valence's five emotions (Ekman grouping, disgust dropped
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,10 @@ from models.labels import (
 
 Task = Literal["emotion", "sentiment"]
 TASKS: tuple[Task, ...] = ("emotion", "sentiment")
+
+# models/training/ is two levels below the repository root.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = REPO_ROOT / "data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,4 +111,13 @@ def read_examples(
             examples.append(Example(text=str(row["text"]), task=task, label=label))
             if limit is not None and len(examples) >= limit:
                 break
+    return examples
+
+
+def sample_examples(path: Path, task: Task, limit: int | None, seed: int) -> list[Example]:
+    """The task's examples, a seeded random subset of `limit` when there are more."""
+    examples = read_examples(path, task, include_none=False)
+    if limit is not None and len(examples) > limit:
+        rng = random.Random(f"{seed}:{task}")
+        examples = rng.sample(examples, limit)
     return examples

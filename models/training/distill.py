@@ -39,9 +39,8 @@ from models.labels import EMOTION_HEAD_WITH_NONE, EMOTION_LABELS
 from models.loading import build_network
 from models.network import HeadLogits, SentimentEmotionModel, keep_encoder_layers
 from models.training.calibrate import finalize_model
-from models.training.data import TASKS
+from models.training.data import REPO_ROOT, TASKS, sample_examples
 from models.training.train import (
-    REPO_ROOT,
     Encoded,
     TrainConfig,
     _config_record,
@@ -52,7 +51,6 @@ from models.training.train import (
     collate,
     encode_examples,
     linear_schedule,
-    sample_examples,
     seed_everything,
     stored_keys,
 )

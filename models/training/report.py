@@ -25,9 +25,8 @@ import torch
 from models.base import TextScore
 from models.inference import TransformerScorer
 from models.loading import load_scorer
-from models.training.data import Example, Task, read_examples, task_labels
+from models.training.data import DATA_DIR, REPO_ROOT, Example, Task, read_examples, task_labels
 from models.training.evaluation import head_metrics, score_examples, served_emotion_metrics
-from models.training.train import DATA_DIR, REPO_ROOT
 
 CARD_DIR = REPO_ROOT / "models" / "card"
 SETS: dict[str, tuple[Path, Task]] = {

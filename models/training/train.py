@@ -64,15 +64,20 @@ from models.backbone import CONFIG_PREFIX, build_encoder, load_tokenizer, tokeni
 from models.labels import EMOTION_HEAD_WITH_NONE, EMOTION_LABELS, SENTIMENT_LABELS
 from models.network import BACKBONE_ONLY_PREFIXES, SentimentEmotionModel, pad_rows
 from models.training.calibrate import finalize_model
-from models.training.data import TASKS, Example, Task, read_examples, task_labels
+from models.training.data import (
+    DATA_DIR,
+    REPO_ROOT,
+    TASKS,
+    Example,
+    Task,
+    read_examples,
+    task_labels,
+)
 from models.training.recipes import build_sgd, one_cycle, parameter_groups, smoothed_kl_loss
 
 log = logging.getLogger(__name__)
 
 SENTIMENT_NEUTRAL_INDEX = SENTIMENT_LABELS.index("neutral")
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO_ROOT / "data"
 
 
 @dataclass
@@ -216,15 +221,6 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def sample_examples(path: Path, task: Task, limit: int | None, seed: int) -> list[Example]:
-    """The task's examples, a seeded random subset of `limit` when there are more."""
-    examples = read_examples(path, task, include_none=False)
-    if limit is not None and len(examples) > limit:
-        rng = random.Random(f"{seed}:{task}")
-        examples = rng.sample(examples, limit)
-    return examples
 
 
 def encode_examples(
