@@ -8,4 +8,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=../.ci/env.sh
 source "$ROOT/.ci/env.sh"
 cd "$ROOT"
-exec "$VENV_PYTHON" -m stream.cli.main demo "$@"
+exec "$VENV_PYTHON" -m stream.cli demo "$@"

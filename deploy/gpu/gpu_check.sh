@@ -97,15 +97,15 @@ if [[ "${SKIP_PIPELINE:-0}" != 1 ]]; then
     export VALENCE_MAX_IN_FLIGHT_EVENTS="${VALENCE_MAX_IN_FLIGHT_EVENTS:-4096}"
     export VALENCE_LOG_LEVEL=WARNING
     log "starting the local Kafka broker on $VALENCE_BOOTSTRAP_SERVERS"
-    "$PY" -m stream.cli.main kafka start || die "Kafka did not start (jars cached? Java 17?)"
+    "$PY" -m stream.cli kafka start || die "Kafka did not start (jars cached? Java 17?)"
     for n in $WORKERS; do
         log "pipeline bench: $n worker process(es), workload short (~64 tokens)"
-        "$PY" -m stream.cli.main bench --workload short --workers "$n" --rounds "$ROUNDS" \
+        "$PY" -m stream.cli bench --workload short --workers "$n" --rounds "$ROUNDS" \
             --loads "$LOADS" --duration "$DURATION" --saturation-seconds "$SATURATION" \
             --max-backlog "$MAX_BACKLOG" --no-studies \
             --output-dir "$RESULTS/pipeline-$n-workers" || { status=1; log "bench $n FAILED"; }
     done
-    "$PY" -m stream.cli.main kafka stop || true
+    "$PY" -m stream.cli kafka stop || true
 fi
 
 # --- 6. the CPU backends on this host's CPUs: accuracy (CARER, TweetEval) and speed -------
