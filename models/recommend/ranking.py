@@ -30,7 +30,6 @@ Runs on the model thread (it calls the network), never on the event loop.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -142,7 +141,6 @@ class Recommender:
         self.emotion_labels = self.access.emotion_labels
         self.sentiment_labels = self.access.sentiment_labels
         self._weights: dict[str, float] | None = None
-        self._lock = threading.Lock()
 
     # --- public API -------------------------------------------------------------------------
 
