@@ -28,6 +28,6 @@ class Budget:
     require_support: bool = True  # lexicon/VADER must agree with the model (word swaps)
     support_weight: float = 0.1  # score = gain + w_s x support + w_f x fit
     fit_weight: float = 0.3
-    adverb_weight: float = 0.6  # a sentence adverb's gain counts this much in the ranking
+    adverb_weight: float = 0.3  # a sentence adverb's gain counts this much in the ranking
     inserted_adverb_weight: float = 0.8  # ... an adverb inserted before the main verb
     min_affect: float = 0.3  # affect a word needs to be changed (logit drop/lexicon/VADER/4)

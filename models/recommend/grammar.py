@@ -111,6 +111,31 @@ def _span_tokens(doc: Any, start: int, end: int) -> list[int]:
     return [t.i for t in doc if t.idx < end and t.idx + len(t.text) > start]
 
 
+# A feeling or opinion word may be read as an adjective or a participle ("I was annoyed
+# by" is a passive to spaCy, "I was furious at" a copula; "the ending is infuriating" has a
+# VBG): the two parse differently throughout.
+SCALE_TAGS = frozenset({"JJ", "VBN", "VBG"})
+
+
+def tags_kept(before: Any, after: Any, edit: Edit) -> bool:
+    """The looser rule for a swap between two words of a hand-made scale (scales.py), which
+    already checked the word's role and complement (the preposition or clause after it):
+    every token outside the edit keeps its fine-grained tag, and the new word is read as an
+    adjective or participle."""
+    old = _span_tokens(before, edit.start, edit.end)
+    new = _span_tokens(after, edit.start, edit.start + len(edit.replacement))
+    if not old or len(new) != 1 or after[new[0]].tag_ not in SCALE_TAGS:
+        return False
+    shift = len(new) - len(old)
+    if len(after) != len(before) + shift:
+        return False
+    return all(
+        after[t.i if t.i < old[0] else t.i + shift].tag_ == t.tag_
+        for t in before
+        if t.i not in set(old)
+    )
+
+
 def structure_kept(before: Any, after: Any, edit: Edit) -> bool:
     """Rule 2 of the module docstring: `after` is the parse of `edit` applied to `before`."""
     old = _span_tokens(before, edit.start, edit.end)

@@ -40,7 +40,8 @@ from models.recommend.attribution import Attribution, Occlusion, attributions, o
 from models.recommend.budget import Budget
 from models.recommend.context_fit import ContextFit, Fit, Pair
 from models.recommend.encoder import ModelAccess
-from models.recommend.grammar import Grammar, structure_kept
+from models.recommend.grammar import Grammar, structure_kept, tags_kept
+from models.recommend.modifiers import degree_rewrites, scale_rewrites
 from models.recommend.resources import Resources
 from models.recommend.rewrites import Rewrite, RewriteContext, propose
 
@@ -243,7 +244,8 @@ class Recommender:
                 resources=self.resources,
                 budget=self.budget,
             )
-            plans.append(_Plan(i, texts[i], scores[i], target, occlusion, propose(context)))
+            scaled = scale_rewrites(context) + degree_rewrites(context)
+            plans.append(_Plan(i, texts[i], scores[i], target, occlusion, propose(context, scaled)))
         return plans
 
     def _rescore(self, plans: list[_Plan]) -> list[_Checked]:
@@ -297,7 +299,9 @@ class Recommender:
         grammatical = [
             c
             for c, doc in zip(checked, parsed, strict=True)
-            if structure_kept(c.rewrite.doc, doc, c.rewrite.edit)
+            if (tags_kept if c.rewrite.parse_rule == "tags" else structure_kept)(
+                c.rewrite.doc, doc, c.rewrite.edit
+            )
         ]
         fits = self.fit.scores([_pair(c.rewrite) for c in grammatical])
         out: dict[int, list[Suggestion]] = {}

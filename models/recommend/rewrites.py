@@ -17,6 +17,7 @@ Every proposal is only a candidate: ranking.py rescores, re-parses and fits them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,9 @@ class Rewrite:
     # A feeling swapped for another feeling ("angry" -> "happy") reads further from the
     # original by design: it gets this lower context-fit floor instead of the budget's.
     fit_floor: float | None = None
+    # How the re-parse is checked: "structure" (grammar.structure_kept) or "tags"
+    # (grammar.tags_kept, for feeling swaps of the hand-made scale only).
+    parse_rule: str = "structure"
 
     @property
     def start(self) -> int:
@@ -112,11 +116,13 @@ class _Position:
     leverage: float
 
 
-def propose(ctx: RewriteContext) -> list[Rewrite]:
-    """Rewrites of the text within the budget: sentence adverbs first (at most two), then
-    word and phrase edits round-robin over the best positions, each list best first."""
+def propose(ctx: RewriteContext, scaled: Sequence[Rewrite] = ()) -> list[Rewrite]:
+    """Rewrites of the text within the budget: stance adverbs (at most two of each kind),
+    then the edits from the hand-made scales (`scaled`, modifiers.py, at most half the
+    budget), then word and phrase edits round-robin over the best positions."""
     budget = ctx.budget
     adverbs = _verb_adverbs(ctx)[:2] + _sentence_adverbs(ctx)[:2]
+    adverbs += list(scaled)[: budget.candidates // 2]
     per_position: list[list[Rewrite]] = []
     for position in _positions(ctx)[: budget.max_positions]:
         found = _edits_at(ctx, position)
@@ -132,7 +138,7 @@ def propose(ctx: RewriteContext) -> list[Rewrite]:
     return out
 
 
-def _current_emotion(ctx: RewriteContext) -> str:
+def current_emotion(ctx: RewriteContext) -> str:
     probabilities = ctx.score.emotion.probabilities
     return max(probabilities, key=lambda label: probabilities[label])
 
@@ -175,17 +181,17 @@ _PEOPLE_PRONOUNS = frozenset(
 )
 
 
-def _holder_is_sentient(resources: Resources, token: Any) -> bool | None:
+def holder_is_sentient(resources: Resources, token: Any) -> bool | None:
     """Who an adjective describes: a person (True), a thing (False), or unknown (None)."""
     if token.dep_ == "amod":
         holder = token.head
-    elif token.dep_ in ("acomp", "attr", "oprd", "ROOT"):
-        verb = token.head if token.dep_ != "ROOT" else token
+    else:
+        # A predicate's subject: of its copula ("I'm worried"), or its own ("they are
+        # frustrated by" is a passive, the root of its clause or a clause of "say").
+        verb = token.head if token.dep_ in ("acomp", "attr", "oprd") else token
         holder = next((c for c in verb.children if c.dep_ in ("nsubj", "nsubjpass")), None)
         if holder is None:
             return None
-    else:
-        return None
     if holder.lower_ in _PEOPLE_PRONOUNS or holder.ent_type_ in ("PERSON", "NORP"):
         return True
     if holder.tag_ in ("NN", "NNS"):
@@ -221,7 +227,7 @@ def _fits_holder(resources: Resources, token: Any, replacement: str) -> bool:
     screen"); a person is not "thrilling" about something."""
     if TAG_TO_UPOS.get(token.tag_) != "ADJ":
         return True
-    sentient = _holder_is_sentient(resources, token)
+    sentient = holder_is_sentient(resources, token)
     word = replacement.lower()
     if sentient is False and _describes_feeling(resources, word):
         return False
@@ -329,7 +335,7 @@ def _governs_preposition(token: Any) -> bool:
     )
 
 
-def _negated(token: Any) -> bool:
+def negated(token: Any) -> bool:
     """Under a negation ("not happy", "don't like"): a swap there reads backwards."""
     return any(child.dep_ == "neg" for child in (*token.children, *token.head.children))
 
@@ -340,7 +346,7 @@ def _positions(ctx: RewriteContext) -> list[_Position]:
     vader = ctx.resources.vader
     labels = list(ctx.emotion_labels)
     t = labels.index(ctx.target)
-    current = _current_emotion(ctx)
+    current = current_emotion(ctx)
     intensify = current == ctx.target
     other = (
         current
@@ -356,7 +362,7 @@ def _positions(ctx: RewriteContext) -> list[_Position]:
     for k, doc in enumerate(ctx.docs):
         offset = occlusion.segments[k][0]
         for token in doc:
-            if not editable(doc, token) or _negated(token):
+            if not editable(doc, token) or negated(token):
                 continue
             word = token.lower_
             if TAG_TO_UPOS[token.tag_] not in _SWAPPABLE or word in _POLYSEMOUS:
@@ -416,7 +422,7 @@ def _edits_at(ctx: RewriteContext, position: _Position) -> list[Rewrite]:
     swaps = generate(
         ctx.resources, doc.text, start, end, _slot(token), ctx.target
     )  # offsets within the sentence
-    intensify = _current_emotion(ctx) == ctx.target
+    intensify = current_emotion(ctx) == ctx.target
     if intensify:
         swaps = [c for c in swaps if _stronger(ctx, token.lower_, c.replacement.lower())]
     elif ctx.budget.require_support:
@@ -537,15 +543,16 @@ def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
 
 
 def _verb_adverbs(ctx: RewriteContext) -> list[Rewrite]:
-    """A stance adverb between the auxiliary and the main verb ("The meeting was
-    unexpectedly moved", "The mugs have sadly sold out"): inside the sentence, where a
-    writer often puts it."""
+    """A stance adverb in mid-position, inside the sentence, where a writer often puts it:
+    after the first auxiliary ("The meeting was unexpectedly moved", "The mugs have sadly
+    sold out"), after a copula ("The red version is sadly no longer available"), or before
+    a verb that has no auxiliary ("The shoes sadly fell apart")."""
     out: list[Rewrite] = []
     for k, doc in enumerate(ctx.docs):
         if not _fits_an_adverb(ctx, doc, k):
             continue
         root = next(t for t in doc if t.dep_ == "ROOT")
-        if not root.tag_.startswith("VB") or _negated(root):
+        if not root.tag_.startswith("VB") or negated(root):
             continue
         if affective(ctx.resources, root.lower_, "VERB") or _describes_feeling(
             ctx.resources, root.lower_
@@ -553,23 +560,17 @@ def _verb_adverbs(ctx: RewriteContext) -> list[Rewrite]:
             continue  # "was sadly annoyed" reads as the manner of a feeling
         if root.lemma_.lower() in _REPORTING | _PERCEIVING:
             continue  # "is alarmingly expected", "was fortunately spotted"
-        auxes = [c for c in root.children if c.dep_ in ("aux", "auxpass") and c.i < root.i]
-        if not auxes or auxes[-1].i != root.i - 1:
+        place = _mid_position(ctx, doc, root)
+        if place is None:
             continue
-        # After the first auxiliary: "will sadly be closed", "was unexpectedly moved".
-        first = min(auxes, key=lambda t: t.i)
-        if first.lower_ in ("to", "do", "does", "did") or first.i + 1 >= len(doc):
-            continue
-        after = doc[first.i + 1]
-        if after.dep_ not in ("aux", "auxpass") and after.i != root.i:
-            continue
-        start, end = after.idx, after.idx + len(after.text)
+        token, goes_after = place
         for adverb in VERB_ADVERBS[ctx.target]:
+            replacement = f"{token.text} {adverb}" if goes_after else f"{adverb} {token.text}"
             out.append(
                 Rewrite(
                     k,
                     doc,
-                    Edit(start, end, f"{adverb} {after.text}"),
+                    Edit(token.idx, token.idx + len(token.text), replacement),
                     ctx.occlusion.segments[k][0],
                     "phrase",
                     {"verb_adverb"},
@@ -577,6 +578,43 @@ def _verb_adverbs(ctx: RewriteContext) -> list[Rewrite]:
                 )
             )
     return out
+
+
+def _mid_position(ctx: RewriteContext, doc: Any, root: Any) -> tuple[Any, bool] | None:
+    """Where a mid-position adverb goes: (token, whether it goes after the token rather
+    than before it), or None where no place reads well."""
+    auxes = [c for c in root.children if c.dep_ in ("aux", "auxpass") and c.i < root.i]
+    if auxes:
+        if auxes[-1].i != root.i - 1:
+            return None
+        # After the first auxiliary: "will sadly be closed", "was unexpectedly moved".
+        first = min(auxes, key=lambda t: t.i)
+        if first.lower_ in ("to", "do", "does", "did") or first.i + 1 >= len(doc):
+            return None
+        after = doc[first.i + 1]
+        if after.dep_ not in ("aux", "auxpass") and after.i != root.i:
+            return None
+        return after, False
+    subject = next((c for c in root.lefts if c.dep_ in ("nsubj", "nsubjpass")), None)
+    if subject is None or subject.right_edge.i != root.i - 1 or root.i + 1 >= len(doc):
+        return None  # something between the subject and the verb already
+    if root.lemma_ == "be":
+        # After a copula: "is sadly no longer available" (not before: "sadly is"), but not
+        # before a degree word ("is annoyingly a bit slow").
+        nxt = doc[root.i + 1]
+        if (nxt.tag_.startswith("RB") and nxt.lower_ != "no") or nxt.dep_ == "npadvmod":
+            return None
+        if root.lower_ in ("'s", "'re", "'m") or nxt.lower_ in ("not", "n't", "a"):
+            return None
+        return root, True
+    # Before a verb without auxiliary: "The lift worryingly stopped". After a person it
+    # reads as the manner of what they did ("We sadly waited"), and "fortunately" before a
+    # verb reads oddly ("volunteers fortunately planted"): neither is proposed.
+    if ctx.target == "joy" or holder_is_sentient(ctx.resources, root) is not False:
+        return None
+    if root.tag_ not in ("VBD", "VBZ", "VBP") or root.lemma_ in ("have", "do", "get"):
+        return None
+    return root, False
 
 
 def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:

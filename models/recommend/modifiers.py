@@ -1,0 +1,299 @@
+"""Rewrites from the hand-made scales (scales.py): edits inside the sentence where the tone
+is carried by a feeling, an opinion or the degree of a property.
+
+- a feeling swapped along its scale or for the target's, keeping its complement:
+  "I was a bit annoyed by the delay" -> "I was infuriated by the delay" (anger, more of it),
+  "I'm not happy with the service" -> "I'm angry with the service" (anger);
+- an opinion strengthened toward the target: "decent pastries" -> "delicious pastries";
+- a degree adverb that carries the target put in front of a property, or put in place of
+  a plain degree word: "the trail is narrow" -> "dangerously narrow" (fear), "the wifi is
+  pretty slow" -> "painfully slow" (sadness), "how quiet" -> "how remarkably quiet".
+
+Like every proposal these are candidates only (ranking.py rescores, re-parses and fits them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.recommend.grammar import Edit, editable
+from models.recommend.rewrites import Rewrite, RewriteContext, holder_is_sentient, negated
+from models.recommend.scales import (
+    FEELING_BY_WORD,
+    FEELING_HEDGES,
+    FEELINGS,
+    OPINION_BY_WORD,
+    REPLACEABLE_DEGREE,
+    Feeling,
+    Opinion,
+    degree_adverbs,
+    feelings_toward,
+    opinions_toward,
+)
+
+_SUBJECTS = ("nsubj", "nsubjpass")
+# Context-fit floor of a swap along a scale. The scale already chose a word of the same
+# role and part of speech, and such swaps fit less by design ("decent" -> "delicious" 0.38,
+# "worried" -> "amazed" 0.43 in fit_study.py); the floor only rules out the worst slots
+# (nonsense there spans 0.19-0.49, the lowest third of it below 0.35).
+SCALE_FIT_FLOOR = 0.35
+_FEELING_TAGS = frozenset({"JJ", "VBN"})
+# Where a feeling word says how someone feels: "I'm worried", "they are frustrated by".
+_FEELING_DEPS = frozenset({"acomp", "oprd", "ROOT", "conj", "xcomp", "ccomp"})
+# Predicative adjectives only: "the trail is dangerously narrow", but "our surprisingly
+# small workshop" reads as a remark about the workshop, not the writer's tone.
+_ADJECTIVE_DEPS = frozenset({"acomp", "conj", "oprd", "ROOT"})
+
+
+def scale_rewrites(ctx: RewriteContext) -> list[Rewrite]:
+    """Feeling and opinion swaps along the scales, over every sentence of the text."""
+    out: list[Rewrite] = []
+    for k, doc in enumerate(ctx.docs):
+        offset = ctx.occlusion.segments[k][0]
+        for token in doc:
+            if not editable(doc, token):
+                continue
+            word = token.lower_
+            if word in FEELING_BY_WORD and token.tag_ in _FEELING_TAGS:
+                out.extend(_feeling_swaps(ctx, k, doc, offset, token))
+            elif word in OPINION_BY_WORD and token.tag_ == "JJ" and not negated(token):
+                out.extend(_opinion_swaps(ctx, k, doc, offset, token))
+    return out
+
+
+def degree_rewrites(ctx: RewriteContext) -> list[Rewrite]:
+    """A degree adverb carrying the target in front of a property adjective."""
+    out: list[Rewrite] = []
+    for k, doc in enumerate(ctx.docs):
+        offset = ctx.occlusion.segments[k][0]
+        for token in doc:
+            adverbs = degree_adverbs(token.lower_, ctx.target)
+            if (
+                not adverbs
+                or token.tag_ != "JJ"
+                or token.dep_ not in _ADJECTIVE_DEPS
+                or not editable(doc, token)
+                or negated(token)
+                or _measured(token)
+            ):
+                continue
+            start = _replaceable_degree_start(doc, token)
+            if start is None:
+                if any(c.dep_ == "advmod" and c.tag_ != "WRB" for c in token.lefts):
+                    continue  # "so slow", "too quiet": already graded by the writer
+                start = token.idx
+            end = token.idx + len(token.text)
+            for adverb in adverbs:
+                out.append(
+                    Rewrite(
+                        k,
+                        doc,
+                        Edit(start, end, f"{adverb} {token.text}"),
+                        offset,
+                        "phrase",
+                        {"degree_adverb"},
+                        inserts=True,
+                    )
+                )
+    return out
+
+
+def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: Any) -> list[Rewrite]:
+    feeling = FEELING_BY_WORD[token.lower_]
+    complement = _complement(token)
+    end = token.idx + len(token.text)
+    before = doc[token.i - 1] if token.i > 0 else None
+    if before is not None and before.dep_ == "neg" and before.lower_ == "not":
+        # "not happy" -> "angry": the negation goes with the word it negates.
+        if feeling.emotion != "joy" or ctx.target not in ("anger", "sadness"):
+            return []
+        pool = feelings_toward(ctx.target, feeling, intensify=False)
+        pool += [f for f in _mild(ctx.target) if f not in pool]
+        start = before.idx
+        kind = "phrase"
+    elif negated(token):
+        return []
+    else:
+        pool = feelings_toward(ctx.target, feeling, intensify=feeling.emotion == ctx.target)
+        start = token.idx
+        kind = "word"
+    if token.dep_ == "amod":
+        if not _names_person(ctx, token.head):
+            return []  # "happy birthday" is a wish, not a person's feeling
+    elif token.dep_ not in _FEELING_DEPS or holder_is_sentient(ctx.resources, token) is not True:
+        return []  # only a person's feeling is swapped for another feeling
+    if feeling.word == "afraid" and complement == "that":
+        return []  # "I'm afraid we can't ..." is politeness, not fear
+    pool = [
+        f for f in pool if complement in f.complements and (f.attributive or token.dep_ != "amod")
+    ]
+    out = [
+        Rewrite(
+            k,
+            doc,
+            Edit(start, end, f.word),
+            offset,
+            kind,
+            {"feeling_scale"},
+            1.0,
+            fit_floor=SCALE_FIT_FLOOR,
+            parse_rule="tags",
+        )
+        for f in pool
+    ]
+    manner = _manner_start(doc, token)
+    if manner is not None and kind == "word":
+        # "pleasantly surprised" -> "amazed": the manner goes with the word it qualified.
+        out = [
+            Rewrite(
+                k,
+                doc,
+                Edit(manner, end, r.replacement),
+                offset,
+                "phrase",
+                r.sources,
+                1.0,
+                fit_floor=SCALE_FIT_FLOOR,
+                parse_rule="tags",
+            )
+            for r in out
+        ]
+    hedge = _hedge_start(doc, token)
+    if hedge is not None and kind == "word":
+        # "a bit annoyed" -> "infuriated": the hedge goes with the stronger word.
+        out = [
+            Rewrite(
+                k,
+                doc,
+                Edit(hedge, end, r.replacement),
+                offset,
+                "phrase",
+                r.sources,
+                1.0,
+                fit_floor=SCALE_FIT_FLOOR,
+                parse_rule="tags",
+            )
+            for r in out
+            if FEELING_BY_WORD[r.replacement].intensity >= 2
+        ]  # keeping the hedge before a stronger word ("a bit furious") reads wrong
+    return out
+
+
+def _mild(target: str) -> list[Feeling]:
+    return [f for f in FEELINGS if f.emotion == target and f.intensity == 1]
+
+
+def _opinion_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: Any) -> list[Rewrite]:
+    opinion: Opinion = OPINION_BY_WORD[token.lower_]
+    head_noun = _described_noun(token)
+    pool = opinions_toward(ctx.target, opinion, head_noun=head_noun)
+    article = doc[token.i - 1].lower_ if token.i > 0 else ""
+    if article in ("a", "an"):
+        # Keep the article right: "a decent choice" -> "a great choice", never "a excellent".
+        pool = [o for o in pool if (o.word[0] in "aeiou") == (article == "an")]
+    end = token.idx + len(token.text)
+    out = [
+        Rewrite(
+            k,
+            doc,
+            Edit(token.idx, end, o.word),
+            offset,
+            "word",
+            {"opinion_scale"},
+            1.0,
+            fit_floor=SCALE_FIT_FLOOR,
+            parse_rule="tags",
+        )
+        for o in pool
+    ]
+    start = _replaceable_degree_start(doc, token)
+    if start is not None:
+        # "pretty good" -> "excellent": a plain degree word goes with the stronger word.
+        out = [
+            Rewrite(
+                k,
+                doc,
+                Edit(start, end, r.replacement),
+                offset,
+                "phrase",
+                r.sources,
+                1.0,
+                fit_floor=SCALE_FIT_FLOOR,
+                parse_rule="tags",
+            )
+            for r in out
+        ] + out
+    return out
+
+
+def _complement(token: Any) -> str:
+    """What follows a feeling word as its complement: a preposition ("of", "by", "with"),
+    "to" (an infinitive), "that" (a clause) or "" (nothing)."""
+    for child in token.rights:
+        if child.dep_ in ("prep", "agent"):
+            return child.lower_
+        if child.dep_ == "xcomp" and any(c.lower_ == "to" for c in child.lefts):
+            return "to"
+        if child.dep_ in ("ccomp", "advcl") and any(c.dep_ == "mark" for c in child.lefts):
+            mark = next(c for c in child.lefts if c.dep_ == "mark")
+            return "that" if mark.lower_ == "that" else mark.lower_
+        if child.dep_ == "ccomp":
+            return "that"
+    return ""
+
+
+# Degree words before a feeling that stay with a stronger one ("so angry" -> "so furious").
+_DEGREE = frozenset(["really", "truly", "so", "very", "totally", "completely", "absolutely"])
+
+
+def _manner_start(doc: Any, token: Any) -> int | None:
+    """Where a manner adverb right before a feeling starts ("pleasantly surprised")."""
+    if token.i == 0:
+        return None
+    before = doc[token.i - 1]
+    if before.dep_ == "advmod" and before.head.i == token.i and before.lower_.endswith("ly"):
+        return None if before.lower_ in _DEGREE else int(before.idx)
+    return None
+
+
+def _names_person(ctx: RewriteContext, noun: Any) -> bool:
+    """A noun for people ("customer", "residents"), by its first WordNet sense."""
+    if noun.tag_ not in ("NN", "NNS"):
+        return False
+    senses = ctx.resources.wordnet.synsets(noun.lemma_.lower(), pos="n")
+    return bool(senses) and senses[0].lexname() in ("noun.person", "noun.group")
+
+
+def _hedge_start(doc: Any, token: Any) -> int | None:
+    """Where a hedge right before `token` starts ("a bit", "kinda", "a little")."""
+    for child in token.lefts:
+        if child.right_edge.i != token.i - 1:
+            continue
+        span = doc[child.left_edge.i : child.right_edge.i + 1]
+        if span.text.lower() in FEELING_HEDGES:
+            return int(span.start_char)
+    return None
+
+
+def _replaceable_degree_start(doc: Any, token: Any) -> int | None:
+    """Where a plain degree word right before `token` starts ("pretty", "a bit", "very")."""
+    for child in token.lefts:
+        if child.dep_ not in ("advmod", "npadvmod") or child.right_edge.i != token.i - 1:
+            continue
+        span = doc[child.left_edge.i : child.right_edge.i + 1]
+        if span.text.lower() in REPLACEABLE_DEGREE:
+            return int(span.start_char)
+    return None
+
+
+def _measured(token: Any) -> bool:
+    """A property given a measure ("two days late", "paper thin", "ten metres deep")."""
+    return any(c.dep_ in ("npadvmod", "nummod") for c in token.lefts)
+
+
+def _described_noun(token: Any) -> str | None:
+    if token.dep_ == "amod":
+        return str(token.head.lower_)
+    verb = token.head
+    subject = next((c for c in verb.children if c.dep_ in _SUBJECTS), None)
+    return str(subject.lower_) if subject is not None else None

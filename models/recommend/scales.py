@@ -1,0 +1,261 @@
+"""Hand-made word scales for rewrites a writer would keep (issue 10, items 2 and 4).
+
+WordNet and GloVe neighbours relate words, but say nothing about how strong a feeling word
+is, which preposition it takes, or which degree adverb a property adjective goes with
+("dangerously narrow", "painfully slow", "eerily quiet", but not "dangerously friendly").
+Those are facts of English usage that a short, reviewed table states better than any
+similarity score we could compute here, so they are written down:
+
+- `FEELINGS`: adjectives (and participles) for how a person feels, per emotion, with an
+  intensity (1 mild, 2 clear, 3 strong) and the complements each takes ("furious with / at /
+  about / that ...", never "furious by"). A swap keeps the original's complement.
+- `OPINIONS`: evaluative adjectives about things ("decent", "excellent", "disappointing",
+  "infuriating"), with their polarity, the emotion they lean to, if any, and an intensity.
+- `PROPERTIES`: gradable adjectives that describe things, with the kinds of degree adverb
+  they take, and `DEGREE_ADVERBS`: the adverbs of each kind, per target emotion.
+
+Every entry is a common word of everyday English (wordfreq Zipf >= 3). The tables are the
+source of candidates only: the model, the parser and the context fit still decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Complement kinds: "" (none), a preposition ("of", "by", ...), "to" (to-infinitive),
+# "that" (a clause, with or without "that").
+_BASIC = frozenset({"", "that", "to"})
+
+
+@dataclass(frozen=True, slots=True)
+class Feeling:
+    word: str
+    emotion: str
+    intensity: int
+    complements: frozenset[str]
+    attributive: bool = True  # can stand before a noun ("an angry customer"; not "afraid")
+
+
+def _f(word: str, emotion: str, intensity: int, extra: str = "", **kw: bool) -> Feeling:
+    return Feeling(word, emotion, intensity, _BASIC | frozenset(extra.split()), **kw)
+
+
+FEELINGS: tuple[Feeling, ...] = (
+    _f("glad", "joy", 1, "about", attributive=False),
+    _f("pleased", "joy", 1, "with about by"),
+    _f("happy", "joy", 1, "with about for"),
+    _f("delighted", "joy", 2, "with about by at"),
+    _f("thrilled", "joy", 3, "with about by at"),
+    _f("overjoyed", "joy", 3, "at"),
+    _f("disappointed", "sadness", 1, "with by in about"),
+    _f("sad", "sadness", 1, "about"),
+    _f("upset", "sadness", 2, "about by with"),
+    _f("heartbroken", "sadness", 3, "by about"),
+    _f("devastated", "sadness", 3, "by"),
+    _f("annoyed", "anger", 1, "by with at about"),
+    _f("irritated", "anger", 1, "by with at"),
+    _f("frustrated", "anger", 1, "by with at about"),
+    _f("angry", "anger", 2, "with at about"),
+    _f("furious", "anger", 3, "with at about"),
+    _f("outraged", "anger", 3, "by at"),
+    _f("infuriated", "anger", 3, "by at"),
+    _f("nervous", "fear", 1, "about"),
+    _f("uneasy", "fear", 1, "about"),
+    _f("worried", "fear", 2, "about by for"),
+    _f("anxious", "fear", 2, "about for"),
+    _f("scared", "fear", 2, "of"),
+    _f("afraid", "fear", 2, "of", attributive=False),
+    _f("frightened", "fear", 2, "of by"),
+    _f("terrified", "fear", 3, "of by"),
+    _f("surprised", "surprise", 1, "by at"),
+    _f("amazed", "surprise", 2, "by at"),
+    _f("astonished", "surprise", 3, "by at"),
+    _f("stunned", "surprise", 3, "by"),
+)
+FEELING_BY_WORD = {f.word: f for f in FEELINGS}
+# Hedges and mild words in front of a feeling that a stronger one replaces with them.
+FEELING_HEDGES = frozenset({"kinda", "kind of", "sort of", "a bit", "a little", "slightly"})
+
+
+@dataclass(frozen=True, slots=True)
+class Opinion:
+    word: str
+    polarity: int  # +1 or -1
+    emotion: str | None  # the emotion it leans to, beyond its polarity
+    intensity: int
+
+
+OPINIONS: tuple[Opinion, ...] = (
+    Opinion("okay", 1, None, 0),
+    Opinion("decent", 1, None, 1),
+    Opinion("good", 1, None, 1),
+    Opinion("nice", 1, "joy", 1),
+    Opinion("pleasant", 1, "joy", 1),
+    Opinion("great", 1, "joy", 2),
+    Opinion("lovely", 1, "joy", 2),
+    Opinion("excellent", 1, "joy", 3),
+    Opinion("wonderful", 1, "joy", 3),
+    Opinion("fantastic", 1, "joy", 3),
+    Opinion("superb", 1, "joy", 3),
+    Opinion("delicious", 1, "joy", 3),  # food only (FOOD_NOUNS)
+    Opinion("amazing", 1, "surprise", 3),
+    Opinion("incredible", 1, "surprise", 3),
+    Opinion("remarkable", 1, "surprise", 2),
+    Opinion("poor", -1, None, 1),
+    Opinion("bad", -1, None, 1),
+    Opinion("disappointing", -1, "sadness", 2),
+    Opinion("depressing", -1, "sadness", 2),
+    Opinion("heartbreaking", -1, "sadness", 3),
+    Opinion("annoying", -1, "anger", 2),
+    Opinion("frustrating", -1, "anger", 2),
+    Opinion("infuriating", -1, "anger", 3),
+    Opinion("maddening", -1, "anger", 3),
+    Opinion("creepy", -1, "fear", 2),
+    Opinion("scary", -1, "fear", 2),
+    Opinion("alarming", -1, "fear", 2),
+    Opinion("frightening", -1, "fear", 3),
+    Opinion("terrifying", -1, "fear", 3),
+    Opinion("surprising", 0, "surprise", 1),
+    Opinion("astonishing", 0, "surprise", 3),
+    Opinion("shocking", -1, "surprise", 3),
+)
+OPINION_BY_WORD = {o.word: o for o in OPINIONS}
+FOOD_NOUNS = frozenset(
+    [
+        "pastries",
+        "pastry",
+        "food",
+        "coffee",
+        "soup",
+        "meal",
+        "pizza",
+        "cake",
+        "cakes",
+        "bread",
+        "dinner",
+        "lunch",
+        "breakfast",
+        "dessert",
+        "curry",
+        "pie",
+        "sandwich",
+        "sandwiches",
+        "dish",
+        "dishes",
+    ]
+)
+
+# Gradable adjectives that describe things, and the kinds of degree adverb they take:
+# pleasant (joy), nuisance (anger), risk (fear), eerie (fear), sad (sadness). Every one of
+# them takes a surprise adverb ("surprisingly quiet").
+PROPERTIES: dict[str, frozenset[str]] = {
+    word: frozenset(kinds.split())
+    for word, kinds in {
+        "quiet": "pleasant eerie",
+        "comfortable": "pleasant",
+        "friendly": "pleasant",
+        "clean": "pleasant",
+        "fresh": "pleasant",
+        "simple": "pleasant",
+        "easy": "pleasant",
+        "quick": "pleasant",
+        "cheap": "pleasant",
+        "bright": "pleasant",
+        "warm": "pleasant",
+        "soft": "pleasant",
+        "smooth": "pleasant",
+        "spacious": "pleasant",
+        "cosy": "pleasant",
+        "cozy": "pleasant",
+        "helpful": "pleasant",
+        "tiny": "",
+        "rare": "",
+        "popular": "",
+        "slow": "nuisance sad",
+        "noisy": "nuisance",
+        "loud": "nuisance",
+        "expensive": "nuisance",
+        "complicated": "nuisance",
+        "confusing": "nuisance",
+        "vague": "nuisance",
+        "thin": "nuisance",
+        "short": "nuisance",
+        "busy": "nuisance",
+        "crowded": "nuisance",
+        "dirty": "nuisance",
+        "rude": "nuisance",
+        "clumsy": "nuisance",
+        "unreliable": "nuisance",
+        "bland": "nuisance",
+        "cold": "nuisance risk",
+        "hot": "nuisance risk",
+        "high": "nuisance risk",
+        "low": "nuisance risk",
+        "steep": "risk",
+        "narrow": "risk",
+        "close": "risk",
+        "deep": "risk",
+        "fast": "risk",
+        "strong": "risk",
+        "weak": "risk",
+        "fragile": "risk",
+        "dark": "eerie",
+        "empty": "eerie sad",
+        "silent": "eerie",
+        "small": "sad",
+    }.items()
+}
+
+# Degree adverbs per target and kind, the most common first.
+DEGREE_ADVERBS: dict[str, dict[str, tuple[str, ...]]] = {
+    "joy": {"pleasant": ("wonderfully", "beautifully", "delightfully")},
+    "surprise": {"*": ("surprisingly", "remarkably", "incredibly")},
+    "anger": {"nuisance": ("frustratingly", "ridiculously", "annoyingly")},
+    "fear": {"risk": ("dangerously", "alarmingly", "worryingly"), "eerie": ("eerily",)},
+    "sadness": {"sad": ("sadly", "painfully")},
+}
+# Degree words already in front of an adjective that a stance-carrying adverb replaces.
+REPLACEABLE_DEGREE = frozenset(
+    {"very", "really", "pretty", "quite", "rather", "fairly", "a bit", "a little", "kinda"}
+)
+
+
+def degree_adverbs(adjective: str, target: str) -> tuple[str, ...]:
+    """The degree adverbs that carry `target` and go with `adjective` (empty if none)."""
+    kinds = PROPERTIES.get(adjective)
+    if kinds is None:
+        return ()
+    by_kind = DEGREE_ADVERBS[target]
+    found: list[str] = list(by_kind.get("*", ()))
+    for kind in sorted(kinds):
+        found.extend(by_kind.get(kind, ()))
+    return tuple(dict.fromkeys(found))
+
+
+def feelings_toward(target: str, original: Feeling, *, intensify: bool) -> list[Feeling]:
+    """Target feelings that can replace `original` keeping its complement (checked by the
+    caller): stronger ones of the same emotion to intensify, else the target's feelings, the
+    clearest first."""
+    if intensify:
+        pool = [f for f in FEELINGS if f.emotion == target and f.intensity > original.intensity]
+    else:
+        pool = [f for f in FEELINGS if f.emotion == target and f.intensity >= 2]
+    return sorted(pool, key=lambda f: (abs(f.intensity - max(original.intensity, 2)), f.word))
+
+
+def opinions_toward(target: str, original: Opinion, *, head_noun: str | None) -> list[Opinion]:
+    """Stronger evaluative words of the same polarity that lean to `target`: "decent" ->
+    "excellent" (joy), "disappointing" -> "infuriating" (anger). Never across polarity: "the
+    screen is lovely" -> "the screen is infuriating" would reverse the writer's opinion."""
+    out = []
+    for o in OPINIONS:
+        if o.word == original.word or o.intensity <= original.intensity:
+            continue
+        if o.polarity != original.polarity and original.polarity != 0:
+            continue
+        if o.emotion != target and not (target == "joy" and o.polarity > 0 and o.emotion is None):
+            continue
+        if o.word == "delicious" and head_noun not in FOOD_NOUNS:
+            continue
+        out.append(o)
+    return sorted(out, key=lambda o: (o.intensity, o.word))

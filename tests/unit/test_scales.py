@@ -1,0 +1,84 @@
+"""The hand-made scales (scales.py) and the rewrites made from them (modifiers.py): the
+tables' rules on their own, then the real parser, resources and model on sentences where a
+wrong rule would show ("thrilled of", "astonished birthday", "a excellent")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.recommend import Recommender, Resources
+from models.recommend.grammar import Grammar
+from models.recommend.scales import (
+    FEELING_BY_WORD,
+    OPINION_BY_WORD,
+    degree_adverbs,
+    feelings_toward,
+    opinions_toward,
+)
+
+MODEL = Path(__file__).resolve().parents[2] / "models" / "weights"
+
+
+def test_intensifying_a_feeling_only_climbs_its_own_scale() -> None:
+    stronger = feelings_toward("anger", FEELING_BY_WORD["annoyed"], intensify=True)
+    assert stronger and all(f.emotion == "anger" and f.intensity > 1 for f in stronger)
+    assert "irritated" not in {f.word for f in stronger}  # the same strength is no stronger
+    assert feelings_toward("sadness", FEELING_BY_WORD["devastated"], intensify=True) == []
+
+
+def test_an_opinion_is_strengthened_never_reversed() -> None:
+    toward_joy = {o.word for o in opinions_toward("joy", OPINION_BY_WORD["decent"], head_noun=None)}
+    assert {"great", "excellent"} <= toward_joy
+    assert "delicious" not in toward_joy  # only for food
+    pastries = opinions_toward("joy", OPINION_BY_WORD["decent"], head_noun="pastries")
+    assert "delicious" in {o.word for o in pastries}
+    # "the screen is lovely" never becomes "the screen is infuriating".
+    assert opinions_toward("anger", OPINION_BY_WORD["lovely"], head_noun="screen") == []
+
+
+def test_degree_adverbs_go_with_the_properties_they_fit() -> None:
+    assert "dangerously" in degree_adverbs("narrow", "fear")
+    assert "eerily" in degree_adverbs("quiet", "fear")
+    assert degree_adverbs("friendly", "anger") == ()  # "frustratingly friendly"
+    assert degree_adverbs("slow", "joy") == ()  # "wonderfully slow"
+    assert "surprisingly" in degree_adverbs("slow", "surprise")
+    assert degree_adverbs("purple", "surprise") == ()  # not on the table: no guess
+
+
+@pytest.fixture(scope="module")
+def recommender() -> Recommender:
+    from models.loading import load_scorer
+
+    scorer = load_scorer(MODEL, device="cpu", precision="fp32", torch_threads=1)
+    return Recommender(scorer, Resources.load(), grammar=Grammar.load())
+
+
+def _rewrites(recommender: Recommender, text: str, target: str) -> list[str]:
+    (found,) = recommender.suggest([text], None, [target])
+    return [s.apply(text) for s in found]
+
+
+def test_scale_rewrites_keep_the_complement_and_need_a_person(recommender: Recommender) -> None:
+    texts = {
+        "not_happy": ("I'm not happy with the service I received.", "anger"),
+        "terrified": ("I'm terrified of speaking in front of large groups.", "joy"),
+        "birthday": ("happy birthday Lena!! hope you have a great day", "surprise"),
+        "trail": ("The hiking trail is narrow and there is no railing.", "fear"),
+        "blender": ("This blender is a decent choice for small kitchens.", "joy"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    # "not happy" -> an anger word that takes "with" ("angry with", never "outraged with").
+    assert any(r.startswith("I'm ") and " with the service" in r for r in found["not_happy"])
+    assert not any("outraged with" in r or "not " in r[:8] for r in found["not_happy"])
+    # The joy words take no "of": "thrilled of speaking" is never offered.
+    assert not any(" of speaking" in r and "terrified" not in r for r in found["terrified"])
+    # "happy" there is a wish, not a feeling someone has.
+    assert not any(r.split()[0] != "happy" for r in found["birthday"] if r.endswith("great day"))
+    # A property takes the degree adverb of the target.
+    assert "The hiking trail is dangerously narrow and there is no railing." in found["trail"]
+    # The article stays right: "a great choice", never "a excellent choice".
+    assert found["blender"] and not any(
+        " a excellent" in r or " a amazing" in r for r in found["blender"]
+    )
