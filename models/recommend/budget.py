@@ -22,6 +22,10 @@ class Budget:
     min_logit_gain: float = 0.3
     saturated: float = 0.97  # P(target) past which an intensification need only not lower it
     saturation_slack: float = 0.005  # ... by more than this
+    # A stronger word of the same feeling from the hand-made scales ("a bit annoyed" ->
+    # "infuriated") where the model is saturated and cannot rank intensity (0.98 -> 0.94):
+    # the scale decides, the model need only still read the target clearly.
+    min_intensified: float = 0.9
     min_feeling_fit: float = 0.5  # ... of one feeling swapped for another (angry -> happy)
     min_fit: float = 0.6  # least context fit of a word swap (context_fit.Fit.span)
     min_validation: float = 0.93  # least Zhou validation score (rest of the sentence kept)

@@ -17,7 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 from models.recommend.grammar import Edit, editable
-from models.recommend.rewrites import Rewrite, RewriteContext, holder_is_sentient, negated
+from models.recommend.rewrites import (
+    REPORTING,
+    Rewrite,
+    RewriteContext,
+    holder_is_sentient,
+    negated,
+)
 from models.recommend.scales import (
     FEELING_BY_WORD,
     FEELING_HEDGES,
@@ -111,10 +117,12 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
         pool += [f for f in _mild(ctx.target) if f not in pool]
         start = before.idx
         kind = "phrase"
+        intensify = False
     elif negated(token):
         return []
     else:
-        pool = feelings_toward(ctx.target, feeling, intensify=feeling.emotion == ctx.target)
+        intensify = feeling.emotion == ctx.target
+        pool = feelings_toward(ctx.target, feeling, intensify=intensify)
         start = token.idx
         kind = "word"
     if token.dep_ == "amod":
@@ -124,6 +132,10 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
         return []  # only a person's feeling is swapped for another feeling
     if feeling.word == "afraid" and complement == "that":
         return []  # "I'm afraid we can't ..." is politeness, not fear
+    if _reported(token):
+        return []  # "Residents say they are frustrated": what they said is a fact
+    if complement == "to" and ctx.target == "surprise" and not _finding_out(token):
+        return []  # "We're amazed to tell you": surprise at one's own act reads oddly
     pool = [
         f for f in pool if complement in f.complements and (f.attributive or token.dep_ != "amod")
     ]
@@ -138,6 +150,7 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
             1.0,
             fit_floor=SCALE_FIT_FLOOR,
             parse_rule="tags",
+            intensifies=intensify,
         )
         for f in pool
     ]
@@ -155,6 +168,7 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
                 1.0,
                 fit_floor=SCALE_FIT_FLOOR,
                 parse_rule="tags",
+                intensifies=r.intensifies,
             )
             for r in out
         ]
@@ -172,11 +186,37 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
                 1.0,
                 fit_floor=SCALE_FIT_FLOOR,
                 parse_rule="tags",
+                intensifies=r.intensifies,
             )
             for r in out
-            if FEELING_BY_WORD[r.replacement].intensity >= 2
-        ]  # keeping the hedge before a stronger word ("a bit furious") reads wrong
+            if FEELING_BY_WORD[r.replacement].intensity >= (3 if intensify else 2)
+        ]
+        # Keeping the hedge before a stronger word ("a bit furious") reads wrong; dropping it
+        # for a word one step up ("kinda nervous" -> "worried") barely strengthens anything.
     return out
+
+
+# Infinitives after a feeling of surprise that say how the writer found out.
+_FINDING_OUT = frozenset({"see", "find", "hear", "learn", "discover", "read", "notice", "get"})
+
+
+def _finding_out(token: Any) -> bool:
+    """ "shocked to see", "surprised to find": the infinitive is how they found out."""
+    verb = next((c for c in token.children if c.dep_ == "xcomp"), None)
+    return verb is not None and verb.lemma_.lower() in _FINDING_OUT
+
+
+def _reported(token: Any) -> bool:
+    """Is the feeling inside someone else's reported words ("Residents say they are ...")?"""
+    clause = token.head if token.dep_ in ("acomp", "oprd", "amod") else token
+    while clause.dep_ in ("conj", "xcomp"):
+        clause = clause.head
+    if clause.dep_ != "ccomp":
+        return False
+    speaker = next((c for c in clause.head.children if c.dep_ == "nsubj"), None)
+    return clause.head.lemma_.lower() in REPORTING and (
+        speaker is None or speaker.lower_ not in ("i", "we")
+    )
 
 
 def _mild(target: str) -> list[Feeling]:
@@ -192,6 +232,9 @@ def _opinion_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
         # Keep the article right: "a decent choice" -> "a great choice", never "a excellent".
         pool = [o for o in pool if (o.word[0] in "aeiou") == (article == "an")]
     end = token.idx + len(token.text)
+    # Every word of the pool is stronger; it intensifies when the opinion already leans to
+    # the target ("decent" -> "excellent" for joy).
+    same_feeling = opinion.emotion == ctx.target or (ctx.target == "joy" and opinion.polarity > 0)
     out = [
         Rewrite(
             k,
@@ -203,6 +246,7 @@ def _opinion_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
             1.0,
             fit_floor=SCALE_FIT_FLOOR,
             parse_rule="tags",
+            intensifies=same_feeling,
         )
         for o in pool
     ]
@@ -220,6 +264,7 @@ def _opinion_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
                 1.0,
                 fit_floor=SCALE_FIT_FLOOR,
                 parse_rule="tags",
+                intensifies=r.intensifies,
             )
             for r in out
         ] + out

@@ -268,20 +268,33 @@ class Recommender:
                 after = float(forward.emotion[row, t])
                 delta = weight * (after - before)
                 logit_gain = weight * (_logit(after) - _logit(before))
-                if self._gains(plan, before, delta, logit_gain):
+                if self._gains(plan, rewrite, before, after, delta, logit_gain):
                     gains.append(_Checked(plan, rewrite, delta, logit_gain))
             gains.sort(key=lambda c: -self._prelim(c))
             kept.extend(gains[: self.budget.parse_checks])
         return kept
 
-    def _gains(self, plan: _Plan, before: float, delta: float, logit_gain: float) -> bool:
+    def _gains(
+        self,
+        plan: _Plan,
+        rewrite: Rewrite,
+        before: float,
+        after: float,
+        delta: float,
+        logit_gain: float,
+    ) -> bool:
         """Does the rewrite move the text toward the target enough to be worth suggesting?
 
         When the text already carries the target almost surely (P >= `saturated`), the model
         cannot show a rise any more: an intensification then only has to not lower it (its
-        candidates were chosen as stronger by VADER and the lexicon, rewrites.py)."""
+        candidates were chosen as stronger by VADER and the lexicon, rewrites.py). A stronger
+        word from the hand-made scales (`Rewrite.intensifies`) near saturation need only keep
+        P(target) above `min_intensified`: there the scale ranks intensity, the model cannot."""
         budget = self.budget
-        if before >= budget.saturated and _current(plan.score) == plan.target:
+        current = _current(plan.score) == plan.target
+        if rewrite.intensifies and current and before >= budget.min_intensified:
+            return after >= budget.min_intensified
+        if before >= budget.saturated and current:
             # Past saturation the model cannot tell "angry" from "furious" (both P ~ 1):
             # float noise must not decide, only a real drop may.
             return delta >= -budget.saturation_slack

@@ -34,6 +34,9 @@ class Feeling:
     intensity: int
     complements: frozenset[str]
     attributive: bool = True  # can stand before a noun ("an angry customer"; not "afraid")
+    # Offered as a replacement: "shocked" is read and strengthened ("shocked" -> "stunned")
+    # but never offered, since it turns a pleasant surprise sour ("shocked by how comfortable").
+    offered: bool = True
 
 
 def _f(word: str, emotion: str, intensity: int, extra: str = "", **kw: bool) -> Feeling:
@@ -69,6 +72,7 @@ FEELINGS: tuple[Feeling, ...] = (
     _f("terrified", "fear", 3, "of by"),
     _f("surprised", "surprise", 1, "by at"),
     _f("amazed", "surprise", 2, "by at"),
+    _f("shocked", "surprise", 2, "by at", offered=False),
     _f("astonished", "surprise", 3, "by at"),
     _f("stunned", "surprise", 3, "by"),
 )
@@ -236,10 +240,11 @@ def feelings_toward(target: str, original: Feeling, *, intensify: bool) -> list[
     """Target feelings that can replace `original` keeping its complement (checked by the
     caller): stronger ones of the same emotion to intensify, else the target's feelings, the
     clearest first."""
+    offered = [f for f in FEELINGS if f.offered and f.emotion == target]
     if intensify:
-        pool = [f for f in FEELINGS if f.emotion == target and f.intensity > original.intensity]
+        pool = [f for f in offered if f.intensity > original.intensity]
     else:
-        pool = [f for f in FEELINGS if f.emotion == target and f.intensity >= 2]
+        pool = [f for f in offered if f.intensity >= 2]
     return sorted(pool, key=lambda f: (abs(f.intensity - max(original.intensity, 2)), f.word))
 
 

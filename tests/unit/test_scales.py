@@ -82,3 +82,32 @@ def test_scale_rewrites_keep_the_complement_and_need_a_person(recommender: Recom
     assert found["blender"] and not any(
         " a excellent" in r or " a amazing" in r for r in found["blender"]
     )
+
+
+def test_where_the_model_is_saturated_the_scale_ranks_intensity(
+    recommender: Recommender,
+) -> None:
+    texts = {
+        # P(anger) 0.98 before, 0.94 after: the model cannot see "infuriated" is stronger.
+        "hedged": ("I was a bit annoyed by the delay, but the team sorted it out.", "anger"),
+        "kinda": ("I'm kinda nervous about tomorrow tbh", "fear"),
+        "reported": ("Residents say they are frustrated by months of roadworks.", "anger"),
+        "own_act": ("We're delighted to tell you that your ticket has been resolved.", "surprise"),
+        "found_out": ("just found out the concert is sold out", "sadness"),
+        "bare_verb": ("The lift in our building stopped between floors twice last week.", "fear"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    assert any(r.startswith("I was infuriated by the delay") for r in found["hedged"])
+    assert not any("a bit" in r and "annoyed" not in r for r in found["hedged"])
+    # Dropping the hedge needs a top-strength word: "kinda nervous" -> "worried" is no gain.
+    assert not any(r.startswith("I'm worried") for r in found["kinda"])
+    # What residents said is a fact of the report: their feeling is not swapped.
+    assert not any("they are" in r and "frustrated" not in r for r in found["reported"])
+    # Surprise at one's own act reads oddly ("We're amazed to tell you").
+    assert not any(" to tell you" in r and "delighted" not in r for r in found["own_act"])
+    # The adverb goes into the clause that says what happened.
+    assert "just found out the concert is sadly sold out" in found["found_out"]
+    # Before a verb without auxiliary only irritation reads well: not "worryingly stopped".
+    assert not any(
+        "worryingly stopped" in r or "alarmingly stopped" in r for r in found["bare_verb"]
+    )
