@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -316,31 +317,70 @@ def test_missing_dead_letter_topic_stops_the_worker_at_start(
     assert committed_offsets(missing) == {}
 
 
+def _wait_for_outputs(
+    settings: Settings, worker: WorkerProcess, count: int, timeout_s: float = 180
+) -> None:
+    """Until the output topic holds `count` records: the stream is under way."""
+    deadline = time.monotonic() + timeout_s
+    while len(read_to_end(settings, settings.output_topic)) < count:
+        worker.assert_alive()
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.5)
+
+
+def _delivered_after_fault(
+    settings: Settings, worker: WorkerProcess, expected: set[str], timeout_s: float = 300
+) -> list[dict[str, Any]]:
+    """Wait until every expected id is in the output or the dead-letter topic; return the
+    dead letters. The worker carries on, or exits non-zero and a restarted worker finishes
+    the job; one still running without finishing after `timeout_s` (a hang), or exiting 0
+    while work is left, fails the test."""
+    try:
+        return wait_for_ids(settings, expected, worker, timeout_s=timeout_s)[1]
+    except AssertionError:
+        if worker.process is None or worker.process.poll() in (None, 0):
+            raise
+    restarted = WorkerProcess(settings, worker.log_path, env=worker.env).start()
+    try:
+        restarted.wait_ready()
+        return wait_for_ids(settings, expected, restarted, timeout_s=timeout_s)[1]
+    finally:
+        restarted.stop()
+
+
+def _stamp_append_times(settings: Settings) -> None:
+    """The broker stamps each output record with the time it appended it (LogAppendTime), so
+    a test can tell what was published before a fault from what was published after it."""
+    set_topic_config(settings, settings.output_topic, {"message.timestamp.type": "LogAppendTime"})
+
+
+def _appended_before(records: list[dict[str, Any]], moment_ms: float) -> set[str]:
+    """The ids of the output records the broker appended before `moment_ms` (epoch ms)."""
+    assert all(r["timestamp_type"] == 1 for r in records), "output topic not on LogAppendTime"
+    return {r["value"]["event_id"] for r in records if r["timestamp"] < moment_ms}
+
+
+def _broker_pid(kafka: Settings) -> int:
+    pid = launcher.status(kafka).pid
+    assert pid is not None, "the test broker is not running"
+    return pid
+
+
+def _now_ms() -> float:
+    return time.time() * 1000
+
+
 @pytest.mark.slow
 def test_broker_restart_mid_stream_loses_nothing(
     kafka: Settings, settings: Settings, worker: WorkerProcess
 ) -> None:
     events = _valid(1500, "br")
     asyncio.run(send_events(settings, events))
-    deadline = time.monotonic() + 180
-    while len(read_to_end(settings, settings.output_topic)) < 200:
-        assert time.monotonic() < deadline, worker.log_tail()
-        time.sleep(0.5)
+    _wait_for_outputs(settings, worker, 200)
     launcher.stop(kafka)
     time.sleep(10)
     launcher.start(kafka)
-    # The worker carries on after the broker is back, or exits non-zero to be restarted.
-    try:
-        _, letters = wait_for_ids(settings, _ids(events), worker, timeout_s=300)
-    except AssertionError:
-        if worker.process is None or worker.process.poll() in (None, 0):
-            raise
-        restarted = WorkerProcess(settings, worker.log_path).start()
-        try:
-            restarted.wait_ready()
-            _, letters = wait_for_ids(settings, _ids(events), restarted, timeout_s=300)
-        finally:
-            restarted.stop()
+    letters = _delivered_after_fault(settings, worker, _ids(events))
     assert not letters
 
 
@@ -391,6 +431,38 @@ def _wait_for_health(worker: WorkerProcess, status: int, timeout_s: float) -> st
             return body
         assert time.monotonic() < deadline, f"/health still {answer}: {body}"
         time.sleep(1)
+
+
+@pytest.mark.slow
+def test_broker_sigkill_mid_stream_loses_nothing(
+    kafka: Settings, settings: Settings, tmp_path: Path
+) -> None:
+    """kill -9 of the broker (no controlled shutdown: connections reset, the logs recovered
+    at the next start) while work is unpublished; it restarts on the same data and port."""
+    _stamp_append_times(settings)
+    events = _valid(3000, "bk")
+    expected = _ids(events)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        asyncio.run(send_events(settings, events))
+        _wait_for_outputs(settings, worker, 200)
+        try:
+            os.kill(_broker_pid(kafka), signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while launcher.status(kafka).running:  # reaps the killed broker
+                assert time.monotonic() < deadline, "the broker outlived SIGKILL"
+                time.sleep(0.1)
+            time.sleep(5)
+        finally:
+            restart_ms = _now_ms()  # nothing is appended between the kill and here
+            launcher.start(kafka)
+        letters = _delivered_after_fault(settings, worker, expected)
+    finally:
+        worker.stop()
+    published = _appended_before(read_to_end(settings, settings.output_topic), restart_ms)
+    assert len(published) < len(expected), "the kill must land while work is unpublished"
+    assert not letters
 
 
 def test_committed_offsets_helper_sees_this_group(settings: Settings) -> None:
