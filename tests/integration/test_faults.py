@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -462,6 +463,49 @@ def test_broker_sigkill_mid_stream_loses_nothing(
         worker.stop()
     published = _appended_before(read_to_end(settings, settings.output_topic), restart_ms)
     assert len(published) < len(expected), "the kill must land while work is unpublished"
+    assert not letters
+
+
+FREEZE_S = 18.0
+
+
+@pytest.mark.slow
+def test_broker_frozen_with_deliveries_pending_loses_nothing(
+    kafka: Settings, settings: Settings, tmp_path: Path
+) -> None:
+    """The output topic's leader unavailable for a while: on one node, the broker process is
+    stopped (SIGSTOP) for FREEZE_S and continued. Unlike a clean stop, connections stay open
+    and requests in flight get no answer and no error until it continues."""
+    _stamp_append_times(settings)
+    events = _valid(3000, "fz")
+    expected = _ids(events)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        asyncio.run(send_events(settings, events))
+        _wait_for_outputs(settings, worker, 200)
+        pid = _broker_pid(kafka)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(FREEZE_S)
+        finally:
+            thawed_ms = _now_ms()  # nothing is appended between the freeze and here
+            os.kill(pid, signal.SIGCONT)
+        letters = _delivered_after_fault(settings, worker, expected)
+    finally:
+        worker.stop()
+    records = read_to_end(settings, settings.output_topic)
+    published = _appended_before(records, thawed_ms)
+    assert len(published) < len(expected), "the freeze must land while work is unpublished"
+    # Deliveries were pending while it was frozen: records the worker scored at least a
+    # second before the broker continued were appended only after that.
+    pending = [
+        r
+        for r in records
+        if r["timestamp"] >= thawed_ms
+        and datetime.fromisoformat(r["value"]["scored_at"]).timestamp() * 1000 < thawed_ms - 1000
+    ]
+    assert pending, "deliveries must be pending while the broker is frozen"
     assert not letters
 
 
