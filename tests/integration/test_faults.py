@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import re
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from deploy.kafka import launcher
 from stream.cli.client import editor_event, send_events
@@ -26,6 +31,7 @@ from tests.integration.faulty_worker import FAULT_MARKER
 from tests.integration.workers import (
     WorkerProcess,
     committed_offsets,
+    free_port,
     isolated_settings,
     read_to_end,
     set_topic_config,
@@ -316,31 +322,74 @@ def test_missing_dead_letter_topic_stops_the_worker_at_start(
     assert committed_offsets(missing) == {}
 
 
+def _output_ids(settings: Settings) -> set[str]:
+    return {r["value"]["event_id"] for r in read_to_end(settings, settings.output_topic)}
+
+
+def _wait_for_outputs(
+    settings: Settings, worker: WorkerProcess, count: int, timeout_s: float = 180
+) -> None:
+    """Until the output topic holds `count` records: the stream is under way."""
+    deadline = time.monotonic() + timeout_s
+    while len(read_to_end(settings, settings.output_topic)) < count:
+        worker.assert_alive()
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.5)
+
+
+def _delivered_after_fault(
+    settings: Settings, worker: WorkerProcess, expected: set[str], timeout_s: float = 300
+) -> list[dict[str, Any]]:
+    """Wait until every expected id is in the output or the dead-letter topic; return the
+    dead letters. The worker carries on, or exits non-zero and a restarted worker finishes
+    the job; one still running without finishing after `timeout_s` (a hang), or exiting 0
+    while work is left, fails the test."""
+    try:
+        return wait_for_ids(settings, expected, worker, timeout_s=timeout_s)[1]
+    except AssertionError:
+        if worker.process is None or worker.process.poll() in (None, 0):
+            raise
+    restarted = WorkerProcess(settings, worker.log_path, env=worker.env).start()
+    try:
+        restarted.wait_ready()
+        return wait_for_ids(settings, expected, restarted, timeout_s=timeout_s)[1]
+    finally:
+        restarted.stop()
+
+
+def _stamp_append_times(settings: Settings) -> None:
+    """The broker stamps each output record with the time it appended it (LogAppendTime), so
+    a test can tell what was published before a fault from what was published after it."""
+    set_topic_config(settings, settings.output_topic, {"message.timestamp.type": "LogAppendTime"})
+
+
+def _appended_before(records: list[dict[str, Any]], moment_ms: float) -> set[str]:
+    """The ids of the output records the broker appended before `moment_ms` (epoch ms)."""
+    assert all(r["timestamp_type"] == 1 for r in records), "output topic not on LogAppendTime"
+    return {r["value"]["event_id"] for r in records if r["timestamp"] < moment_ms}
+
+
+def _broker_pid(kafka: Settings) -> int:
+    pid = launcher.status(kafka).pid
+    assert pid is not None, "the test broker is not running"
+    return pid
+
+
+def _now_ms() -> float:
+    return time.time() * 1000
+
+
 @pytest.mark.slow
 def test_broker_restart_mid_stream_loses_nothing(
     kafka: Settings, settings: Settings, worker: WorkerProcess
 ) -> None:
     events = _valid(1500, "br")
     asyncio.run(send_events(settings, events))
-    deadline = time.monotonic() + 180
-    while len(read_to_end(settings, settings.output_topic)) < 200:
-        assert time.monotonic() < deadline, worker.log_tail()
-        time.sleep(0.5)
+    _wait_for_outputs(settings, worker, 200)
     launcher.stop(kafka)
     time.sleep(10)
     launcher.start(kafka)
-    # The worker carries on after the broker is back, or exits non-zero to be restarted.
-    try:
-        _, letters = wait_for_ids(settings, _ids(events), worker, timeout_s=300)
-    except AssertionError:
-        if worker.process is None or worker.process.poll() in (None, 0):
-            raise
-        restarted = WorkerProcess(settings, worker.log_path).start()
-        try:
-            restarted.wait_ready()
-            _, letters = wait_for_ids(settings, _ids(events), restarted, timeout_s=300)
-        finally:
-            restarted.stop()
+    letters = _delivered_after_fault(settings, worker, _ids(events))
     assert not letters
 
 
@@ -391,6 +440,174 @@ def _wait_for_health(worker: WorkerProcess, status: int, timeout_s: float) -> st
             return body
         assert time.monotonic() < deadline, f"/health still {answer}: {body}"
         time.sleep(1)
+
+
+@pytest.mark.slow
+def test_broker_sigkill_mid_stream_loses_nothing(
+    kafka: Settings, settings: Settings, tmp_path: Path
+) -> None:
+    """kill -9 of the broker (no controlled shutdown: connections reset, the logs recovered
+    at the next start) while work is unpublished; it restarts on the same data and port."""
+    _stamp_append_times(settings)
+    events = _valid(3000, "bk")
+    expected = _ids(events)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        asyncio.run(send_events(settings, events))
+        _wait_for_outputs(settings, worker, 200)
+        try:
+            os.kill(_broker_pid(kafka), signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while launcher.status(kafka).running:  # reaps the killed broker
+                assert time.monotonic() < deadline, "the broker outlived SIGKILL"
+                time.sleep(0.1)
+            time.sleep(5)
+        finally:
+            restart_ms = _now_ms()  # nothing is appended between the kill and here
+            launcher.start(kafka)
+        letters = _delivered_after_fault(settings, worker, expected)
+    finally:
+        worker.stop()
+    published = _appended_before(read_to_end(settings, settings.output_topic), restart_ms)
+    assert len(published) < len(expected), "the kill must land while work is unpublished"
+    assert not letters
+
+
+FREEZE_S = 18.0
+
+
+@pytest.mark.slow
+def test_broker_frozen_with_deliveries_pending_loses_nothing(
+    kafka: Settings, settings: Settings, tmp_path: Path
+) -> None:
+    """The output topic's leader unavailable for a while: on one node, the broker process is
+    stopped (SIGSTOP) for FREEZE_S and continued. Unlike a clean stop, connections stay open
+    and requests in flight get no answer and no error until it continues."""
+    _stamp_append_times(settings)
+    events = _valid(3000, "fz")
+    expected = _ids(events)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        asyncio.run(send_events(settings, events))
+        _wait_for_outputs(settings, worker, 200)
+        pid = _broker_pid(kafka)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(FREEZE_S)
+        finally:
+            thawed_ms = _now_ms()  # nothing is appended between the freeze and here
+            os.kill(pid, signal.SIGCONT)
+        letters = _delivered_after_fault(settings, worker, expected)
+    finally:
+        worker.stop()
+    records = read_to_end(settings, settings.output_topic)
+    published = _appended_before(records, thawed_ms)
+    assert len(published) < len(expected), "the freeze must land while work is unpublished"
+    # Deliveries were pending while it was frozen: records the worker scored at least a
+    # second before the broker continued were appended only after that.
+    pending = [
+        r
+        for r in records
+        if r["timestamp"] >= thawed_ms
+        and datetime.fromisoformat(r["value"]["scored_at"]).timestamp() * 1000 < thawed_ms - 1000
+    ]
+    assert pending, "deliveries must be pending while the broker is frozen"
+    assert not letters
+
+
+# faust's default is 60 s (BROKER_SESSION_TIMEOUT in the worker's environment sets it);
+# the survivor takes over this long after the kill.
+SESSION_TIMEOUT_S = 10
+
+
+def _input_partitions(worker: WorkerProcess) -> set[int]:
+    """The input partitions `worker` reports lag for in /metrics: those assigned to it (as of
+    its last refresh, every few seconds)."""
+    topic = worker.settings.input_topic
+    status, body = worker.http("/metrics")
+    assert status == 200, body
+    partitions: set[int] = set()
+    for labels in re.findall(r"^valence_consumer_lag_messages\{(.*)\}", body, re.MULTILINE):
+        series = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if series.get("topic") == topic:
+            partitions.add(int(series["partition"]))
+    return partitions
+
+
+def _docs_on(partitions: set[int], count: int) -> list[str]:
+    """`count` document ids whose events the producer's partitioner puts on `partitions` of
+    the input topic's three (events are keyed by document)."""
+    partitioner = DefaultPartitioner()
+    docs = (f"doc-{i}" for i in range(1000))
+    return list(
+        islice(
+            (d for d in docs if partitioner(d.encode(), [0, 1, 2], [0, 1, 2]) in partitions), count
+        )
+    )
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_s_partitions_are_taken_over_by_the_other(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Two workers share the stream; one is killed with work of its partitions unpublished.
+    After the session timeout the survivor is assigned those partitions and publishes it."""
+    _stamp_append_times(settings)
+    faust_env = {"BROKER_SESSION_TIMEOUT": str(SESSION_TIMEOUT_S)}
+    victim = WorkerProcess(settings, tmp_path / "victim.log", env=faust_env)
+    survivor = WorkerProcess(
+        settings.model_copy(update={"http_port": free_port()}),
+        tmp_path / "survivor.log",
+        env=faust_env,
+    )
+    try:
+        victim.start()
+        survivor.start()
+        victim.wait_ready()
+        survivor.wait_ready()
+        deadline = time.monotonic() + 60
+        while True:  # both hold input partitions, and between them all of them
+            owned, others = _input_partitions(victim), _input_partitions(survivor)
+            if owned and others and owned | others == {0, 1, 2} and not owned & others:
+                break
+            assert time.monotonic() < deadline, (owned, others)
+            time.sleep(1)
+        # Most of the stream on the victim's partitions: a backlog that outlasts the polling
+        # below. Both workers score from the start.
+        victim_docs, other_docs = _docs_on(owned, 6), _docs_on(others, 2)
+        events = _valid(4000, "tk")
+        for i, event in enumerate(events):  # three in four on the victim's partitions
+            docs = victim_docs if i % 4 else other_docs
+            event["doc_id"] = docs[i % len(docs)]
+        expected = _ids(events)
+        asyncio.run(send_events(settings, events))
+        predicted = {e["event_id"] for e in events if e["doc_id"] in victim_docs}
+        deadline = time.monotonic() + 180
+        while len(predicted & _output_ids(settings)) < 100:  # the victim's work is under way
+            victim.assert_alive()
+            assert time.monotonic() < deadline, victim.log_tail()
+            time.sleep(0.2)
+        assert _input_partitions(victim) == owned, "no rebalance before the kill"
+        kill_ms = _now_ms()
+        victim.signal(signal.SIGKILL)
+        victim.wait(30)
+        # The survivor must carry on (wait_for_ids fails when it exits) and finish in time.
+        _, letters = wait_for_ids(settings, expected, survivor, timeout_s=240)
+    finally:
+        victim.stop()
+        survivor.stop()
+    published = _appended_before(read_to_end(settings, settings.output_topic), kill_ms)
+    partition_of = {
+        orjson.loads(record["value"])["event_id"]: record["partition"]
+        for record in _input_records(settings)
+    }
+    victims_work = {event_id for event_id in expected if partition_of[event_id] in owned}
+    unpublished = victims_work - published
+    assert unpublished, "the kill must land while the killed worker's work is unpublished"
+    # Only the survivor was left to publish those: it took the partitions over.
+    assert not letters
 
 
 def test_committed_offsets_helper_sees_this_group(settings: Settings) -> None:

@@ -13,7 +13,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class WorkerProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     command: tuple[str, ...] = WORKER_COMMAND  # python arguments
+    env: dict[str, str] = field(default_factory=dict)  # more environment, e.g. faust's own
 
     def start(self) -> WorkerProcess:
         env = dict(os.environ)
@@ -72,6 +73,7 @@ class WorkerProcess:
                 value = value.get_secret_value()
             env[f"VALENCE_{name.upper()}"] = str(value)
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
             [sys.executable, *self.command],
@@ -205,6 +207,10 @@ def read_to_end(settings: Settings, topic: str) -> list[dict[str, Any]]:
                         {
                             "partition": r.partition,
                             "offset": r.offset,
+                            # The producer's create time, or the broker's append time where
+                            # the topic says LogAppendTime (timestamp_type 1).
+                            "timestamp": r.timestamp,
+                            "timestamp_type": r.timestamp_type,
                             "key": r.key.decode("utf-8", "replace") if r.key else None,
                             "value": orjson.loads(r.value),
                         }
