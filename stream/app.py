@@ -85,6 +85,7 @@ def create_app(
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
         broker_commit_every=10_000_000,  # commit on the interval only; acks decide what
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,

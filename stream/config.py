@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often acknowledged offsets are committed."
     )
+    session_timeout_s: float = Field(
+        30.0,
+        ge=6,
+        le=1800,
+        description="How long the group waits for a silent worker (crashed, SIGKILLed, cut "
+        "off) before its partitions go to another: the longest a crash leaves them unread. "
+        "Heartbeats run on the event loop, never behind a model call. Within the broker's "
+        "group.min/max.session.timeout.ms (6 s to 30 min by default).",
+    )
     create_topics: bool = Field(
         True,
         description="Create missing topics at start. Off where the platform manages topics: "

@@ -517,8 +517,7 @@ def test_broker_frozen_with_deliveries_pending_loses_nothing(
     assert not letters
 
 
-# faust's default is 60 s (BROKER_SESSION_TIMEOUT in the worker's environment sets it);
-# the survivor takes over this long after the kill.
+# The survivor takes over this long after the kill (setting session_timeout_s).
 SESSION_TIMEOUT_S = 10
 
 
@@ -555,12 +554,10 @@ def test_sigkilled_worker_s_partitions_are_taken_over_by_the_other(
     """Two workers share the stream; one is killed with work of its partitions unpublished.
     After the session timeout the survivor is assigned those partitions and publishes it."""
     _stamp_append_times(settings)
-    faust_env = {"BROKER_SESSION_TIMEOUT": str(SESSION_TIMEOUT_S)}
-    victim = WorkerProcess(settings, tmp_path / "victim.log", env=faust_env)
+    settings = settings.model_copy(update={"session_timeout_s": SESSION_TIMEOUT_S})
+    victim = WorkerProcess(settings, tmp_path / "victim.log")
     survivor = WorkerProcess(
-        settings.model_copy(update={"http_port": free_port()}),
-        tmp_path / "survivor.log",
-        env=faust_env,
+        settings.model_copy(update={"http_port": free_port()}), tmp_path / "survivor.log"
     )
     try:
         victim.start()
