@@ -7,7 +7,7 @@ load does not favour either end. Each phase records other processes' CPU before 
 it (`runner.watched`) and is repeated once when that changed.
 
 Configurations (`--preset scheduling`, the default; `--preset token-cap` compares the CPU
-token cap per model call, 2048 against 512, with everything else at its default):
+token cap per model call, 2048 against 1024 and 512, with everything else at its default):
 - `fifo-torch-fp32`: arrival order, documents in one call, torch fp32 (the worker before
   issue 14);
 - `shortest-torch-fp32`: shortest-first with per-document order and split documents,
@@ -47,7 +47,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "shortest-default": {},
     },
     # The CPU token cap per model call, with the default scheduling and backend.
-    "token-cap": {"cap-2048": {"batch_max_tokens": 2048}, "cap-512": {"batch_max_tokens": 512}},
+    "token-cap": {
+        "cap-2048": {"batch_max_tokens": 2048},
+        "cap-1024": {"batch_max_tokens": 1024},
+        "cap-512": {"batch_max_tokens": 512},
+    },
 }
 
 
