@@ -111,3 +111,13 @@ def test_where_the_model_is_saturated_the_scale_ranks_intensity(
     assert not any(
         "worryingly stopped" in r or "alarmingly stopped" in r for r in found["bare_verb"]
     )
+
+
+def test_no_stance_adverb_before_the_writers_own_words(recommender: Recommender) -> None:
+    apology = "We apologise for the confusion caused by our last e-mail."
+    disbelief = "I can't believe I left my passport at home again."
+    assert not any(r.startswith("Sadly,") for r in _rewrites(recommender, apology, "sadness"))
+    assert not any(r.startswith("Worryingly,") for r in _rewrites(recommender, disbelief, "fear"))
+    # The same adverb still opens a plain statement of fact.
+    cinema = "The last remaining cinema in the town will close in December."
+    assert any("sadly" in r.lower() for r in _rewrites(recommender, cinema, "sadness"))

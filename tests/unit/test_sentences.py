@@ -73,3 +73,37 @@ def test_random_texts_are_fully_covered() -> None:
     for _ in range(300):
         text = "".join(rng.choice(alphabet) + rng.choice(["", " "]) for _ in range(40))
         _assert_covers(text)
+
+
+def _split_with_the_regex_lookback(text: str) -> list[tuple[int, int]]:
+    r"""The splitter as it was before the bounded look-back: the word before a period found
+    by a regex searched from the text's start (quadratic in the length), kept as an oracle.
+    (`\Z`, not the old `$`, which also matched before a line break: "etc.\n." was read
+    as an abbreviation.)"""
+    import re
+
+    import models.sentences as sentences
+
+    word_before = re.compile(r"([\w.]+)\Z")
+
+    def is_abbreviation(text: str, period_at: int) -> bool:
+        match = word_before.search(text, 0, period_at)
+        if match is None:
+            return False
+        word = match.group(1).lower().rstrip(".")
+        return word in sentences._ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+    original = sentences._is_abbreviation
+    sentences._is_abbreviation = is_abbreviation
+    try:
+        return sentences.split_sentences(text)
+    finally:
+        sentences._is_abbreviation = original
+
+
+def test_the_bounded_look_back_splits_as_the_regex_did() -> None:
+    rng = random.Random(11)
+    alphabet = ["word", "Dr.", "e.g.", "U.S.", "etc.", "a.", "x", ".", "..", "!", "\n", " ", "é"]
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) + rng.choice(["", " "]) for _ in range(30))
+        assert split_sentences(text) == _split_with_the_regex_lookback(text), text

@@ -156,6 +156,10 @@ def test_every_suggestion_is_grammatical_raises_the_target_and_edits_no_protecte
             "@CityNewsDesk",
             "#Dune",
         )
+    # Surprise goes in mid-position ("was unexpectedly moved"), never as "Surprisingly, ...".
+    meeting = by_text["The meeting was moved to Thursday afternoon."]
+    assert meeting and all(s.kind != "sentence_adverb" for s in meeting)
+    assert any(s.replacement.endswith("ly moved") for s in meeting)
 
 
 def test_requested_suggestions_that_cannot_run_stop_the_worker_start(monkeypatch, scorer) -> None:
