@@ -14,6 +14,7 @@ Like every proposal these are candidates only (ranking.py rescores, re-parses an
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from models.recommend.grammar import Edit, editable
@@ -157,37 +158,12 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
     manner = _manner_start(doc, token)
     if manner is not None and kind == "word":
         # "pleasantly surprised" -> "amazed": the manner goes with the word it qualified.
-        out = [
-            Rewrite(
-                k,
-                doc,
-                Edit(manner, end, r.replacement),
-                offset,
-                "phrase",
-                r.sources,
-                1.0,
-                fit_floor=SCALE_FIT_FLOOR,
-                parse_rule="tags",
-                intensifies=r.intensifies,
-            )
-            for r in out
-        ]
+        out = [_widened(r, manner) for r in out]
     hedge = _hedge_start(doc, token)
     if hedge is not None and kind == "word":
         # "a bit annoyed" -> "infuriated": the hedge goes with the stronger word.
         out = [
-            Rewrite(
-                k,
-                doc,
-                Edit(hedge, end, r.replacement),
-                offset,
-                "phrase",
-                r.sources,
-                1.0,
-                fit_floor=SCALE_FIT_FLOOR,
-                parse_rule="tags",
-                intensifies=r.intensifies,
-            )
+            _widened(r, hedge)
             for r in out
             if FEELING_BY_WORD[r.replacement].intensity >= (3 if intensify else 2)
         ]
@@ -197,13 +173,13 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
 
 
 # Infinitives after a feeling of surprise that say how the writer found out.
-_FINDING_OUT = frozenset({"see", "find", "hear", "learn", "discover", "read", "notice", "get"})
+_LEARNING_VERBS = frozenset({"see", "find", "hear", "learn", "discover", "read", "notice", "get"})
 
 
 def _finding_out(token: Any) -> bool:
     """ "shocked to see", "surprised to find": the infinitive is how they found out."""
     verb = next((c for c in token.children if c.dep_ == "xcomp"), None)
-    return verb is not None and verb.lemma_.lower() in _FINDING_OUT
+    return verb is not None and verb.lemma_.lower() in _LEARNING_VERBS
 
 
 def _reported(token: Any) -> bool:
@@ -217,6 +193,13 @@ def _reported(token: Any) -> bool:
     return clause.head.lemma_.lower() in REPORTING and (
         speaker is None or speaker.lower_ not in ("i", "we")
     )
+
+
+def _widened(rewrite: Rewrite, start: int) -> Rewrite:
+    """The same swap taking in the words before it from `start` ("a bit annoyed" ->
+    "infuriated"): a phrase edit."""
+    edit = Edit(start, rewrite.edit.end, rewrite.replacement)
+    return replace(rewrite, edit=edit, kind="phrase")
 
 
 def _mild(target: str) -> list[Feeling]:
@@ -253,21 +236,7 @@ def _opinion_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
     start = _replaceable_degree_start(doc, token)
     if start is not None:
         # "pretty good" -> "excellent": a plain degree word goes with the stronger word.
-        out = [
-            Rewrite(
-                k,
-                doc,
-                Edit(start, end, r.replacement),
-                offset,
-                "phrase",
-                r.sources,
-                1.0,
-                fit_floor=SCALE_FIT_FLOOR,
-                parse_rule="tags",
-                intensifies=r.intensifies,
-            )
-            for r in out
-        ] + out
+        out = [_widened(r, start) for r in out] + out
     return out
 
 
