@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         description="With batch_order=shortest, an event waiting this long goes before "
         "every newer one, so long documents are delayed but never starved.",
     )
+    batch_max_overdue_streak: int = Field(
+        1,
+        ge=0,
+        description="Model calls in a row that may go to overdue events (see "
+        "batch_max_bypass_s) before one call goes cheapest-first again, so a typed sentence "
+        "waits for at most this many pieces of an overdue document; 0: no limit.",
+    )
     batch_split_tokens: int | None = Field(
         None,
         ge=0,

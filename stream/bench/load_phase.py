@@ -38,6 +38,8 @@ class Observed:
     received: float  # the benchmark read the output
     batch_events: int
     sentences: int = 1
+    queued: float = 0.0  # seconds from picked up to its model call (`timings.queued_ms`)
+    inference: float = 0.0  # seconds its model call took (`timings.inference_ms`)
 
 
 def _epoch(value: str) -> float:
@@ -96,6 +98,8 @@ class Collector:
                         received=received,
                         batch_events=int(timings.get("batch_events", 1)),
                         sentences=len(value.get("sentences") or ()),
+                        queued=float(timings.get("queued_ms", 0.0)) / 1000,
+                        inference=float(timings.get("inference_ms", 0.0)) / 1000,
                     )
         return seen
 
@@ -179,6 +183,7 @@ class PhaseResult:
             "scored": percentiles([v.scored - v.produced for v in values]),
         }
         result["end_to_end_by_size"] = by_size(values)
+        result["stages_ms"] = stages(values)
         return result
 
 
@@ -200,6 +205,38 @@ def by_size(observed: Sequence[Observed]) -> dict[str, dict[str, float]]:
         chosen = [v.received - v.produced for v in observed if low <= v.sentences <= high]
         if chosen:
             out[name] = {"events": len(chosen), **percentiles(chosen)}
+    return out
+
+
+# Where an event's end-to-end time went, in order: Kafka and the consumer's intake (produced
+# -> picked up), waiting for a model call, the call, and the rest (publishing, the broker,
+# the collector's fetch; scored_at is stamped after the call, so this includes the build of
+# the scored event).
+STAGES = ("intake", "queued", "inference", "publish")
+
+
+def _stages(value: Observed) -> tuple[float, float, float, float]:
+    return (
+        value.picked_up - value.produced,
+        value.queued,
+        value.inference,
+        value.received - value.scored,
+    )
+
+
+def stages(observed: Sequence[Observed]) -> dict[str, dict[str, float]]:
+    """Median of each stage over all events and over the slowest 1% (end to end): says
+    whether a tail comes from the model, from waiting for it, or from around it."""
+    ranked = sorted(observed, key=lambda v: v.received - v.produced)
+    tail = ranked[-max(1, len(ranked) // 100) :]
+    out = {}
+    for name, chosen in (("all", ranked), ("slowest_1pct", tail)):
+        table = np.asarray([_stages(v) for v in chosen]) * 1000
+        medians = np.median(table, axis=0)
+        out[name] = {
+            "events": len(chosen),
+            **{stage: round(float(m), 1) for stage, m in zip(STAGES, medians, strict=True)},
+        }
     return out
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from stream.bench.load_phase import STAGES
+
 LATENCY_PLOT = "latency_vs_load.png"
 BATCH_PLOT = "throughput_vs_batch.png"
 
@@ -184,6 +186,7 @@ def markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
             ),
         ]
         lines += _by_size_md(results["loads"])
+        lines += _stages_md(results["loads"])
     memory = results.get("memory_mb", {})
     if memory:
         lines += [
@@ -223,6 +226,26 @@ def _by_size_md(loads: Sequence[dict[str, Any]]) -> list[str]:
         "2-6, page = 7-20, document = more.",
         "",
         *_table(["load", *sizes], rows),
+    ]
+
+
+def _stages_md(loads: Sequence[dict[str, Any]]) -> list[str]:
+    rows = []
+    for load in loads:
+        for group, stage in (load.get("stages_ms") or {}).items():
+            rows.append(
+                [f"{load['fraction']:.0%}", f"{group} ({stage['events']})"]
+                + [f"{stage[name]:,.0f}" for name in STAGES]
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "Where the time went, median ms per stage: intake = produced to picked up by the "
+        "consumer; queued = picked up to its model call; inference = the call; publish = "
+        "scored to read back from the output topic.",
+        "",
+        *_table(["load", "events", *STAGES], rows),
     ]
 
 

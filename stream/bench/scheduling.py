@@ -7,7 +7,9 @@ load does not favour either end. Each phase records other processes' CPU before 
 it (`runner.watched`) and is repeated once when that changed.
 
 Configurations (`--preset scheduling`, the default; `--preset token-cap` compares the CPU
-token cap per model call, 2048 against 1024 and 512, with everything else at its default):
+token cap per model call, 2048 against 1024 and 512, with everything else at its default;
+`--preset overdue-streak` compares how many calls in a row overdue events may take;
+`--preset default` runs the default worker twice, to see where its tail comes from):
 - `fifo-torch-fp32`: arrival order, documents in one call, torch fp32 (the worker before
   issue 14);
 - `shortest-torch-fp32`: shortest-first with per-document order and split documents,
@@ -29,6 +31,7 @@ from typing import Any
 
 from stream.bench import processes
 from stream.bench.environment import MachineWatch, busy_processes, load_average
+from stream.bench.load_phase import STAGES
 from stream.bench.runner import isolated_settings, load_summary, watched_phase
 from stream.bench.workload import as_events, sentence_pool, texts_for
 from stream.config import Settings
@@ -46,6 +49,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "shortest-torch-fp32": {"backend": "torch", "precision": "fp32"},
         "shortest-default": {},
     },
+    # How many model calls in a row overdue events may take (0: all of them, before issue
+    # 14's second round), with everything else at its default.
+    "overdue-streak": {
+        "streak-0": {"batch_max_overdue_streak": 0},
+        "streak-1": {"batch_max_overdue_streak": 1},
+        "streak-2": {"batch_max_overdue_streak": 2},
+    },
+    # The default worker twice: where its tail latency comes from (see `stages_ms`).
+    "default": {"default": {}},
     # The CPU token cap per model call, with the default scheduling and backend.
     "token-cap": {
         "cap-2048": {"batch_max_tokens": 2048},
@@ -65,6 +77,7 @@ def _summary(phase: dict[str, Any]) -> dict[str, Any]:
         "p99_ms": latency.get("p99"),
         **{f"{size}_p99_ms": sizes.get(size, {}).get("p99") for size in ("sentence", "paragraph")},
         **{f"{size}_p50_ms": sizes.get(size, {}).get("p50") for size in ("sentence", "paragraph")},
+        "slowest_1pct_stages_ms": phase.get("stages_ms", {}).get("slowest_1pct"),
         "others_cores_during": phase["machine"]["others_cores_during"],
         "under_load": phase["machine"]["under_load"],
     }
@@ -124,14 +137,21 @@ def compare(
     }
 
 
+def _stages_cell(stages: dict[str, Any] | None) -> str:
+    if not stages:
+        return "-"
+    return " / ".join(f"{stages[name]:,.0f}" for name in STAGES)
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Command: `{result['command']}`; {result['events_per_phase']} realistic-mix events "
         f"per phase at {result['rate']:g} events/s, order {' '.join(result['order'])}.",
         "",
         "| configuration | turn | p50 ms | p99 ms | sentence p50 / p99 ms | paragraph p50 / p99 ms "
-        "| others' cores during | missing |",
-        "|---|---|---|---|---|---|---|---|",
+        "| slowest 1%: intake / queued / inference / publish ms | others' cores during "
+        "| missing |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for phase in result["phases"]:
         s = _summary(phase)
@@ -139,6 +159,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {phase['configuration']} | {phase['turn']} | {s['p50_ms']} | {s['p99_ms']} "
             f"| {s['sentence_p50_ms']} / {s['sentence_p99_ms']} "
             f"| {s['paragraph_p50_ms']} / {s['paragraph_p99_ms']} "
+            f"| {_stages_cell(s['slowest_1pct_stages_ms'])} "
             f"| {s['others_cores_during']} | {s['missing']} |"
         )
     load = result["machine_load"]

@@ -221,3 +221,34 @@ def test_documents_are_split_on_the_cpu_by_default_only() -> None:
     assert split_tokens(Settings(), "cuda:0") == 0
     assert split_tokens(Settings(batch_split_tokens=0), "cpu") == 0
     assert split_tokens(Settings(batch_split_tokens=512), "cuda") == 512
+
+
+def test_overdue_items_take_at_most_the_streak_limit_of_calls_in_a_row() -> None:
+    clock = Clock()
+    room = _room(clock, max_tokens=10_000, max_bypass_s=1.0, max_overdue_streak=1)
+    for index in range(3):
+        room.add(f"piece-{index}", 250, key="doc", alone=True)
+    clock.now += 2.0  # every piece is overdue now
+    room.add("sentence", 10, key="b")
+    room.add("sentence-2", 10, key="c")
+    assert room.take().items == ["piece-0"]  # overdue first ...
+    assert room.take().items == ["sentence", "sentence-2"]  # ... once, then cheapest first
+    room.add("late sentence", 10, key="d")
+    assert room.take().items == ["piece-1"]  # overdue pieces keep every other call
+    assert room.take().items == ["late sentence"]
+    assert room.take().items == ["piece-2"]
+
+
+def test_without_a_streak_limit_overdue_items_always_go_first() -> None:
+    clock = Clock()
+    room = _room(clock, max_tokens=10_000, max_bypass_s=1.0, max_overdue_streak=0)
+    for index in range(3):
+        room.add(f"piece-{index}", 250, key="doc", alone=True)
+    clock.now += 2.0
+    room.add("sentence", 10, key="b")
+    assert [room.take().items for _ in range(4)] == [
+        ["piece-0"],
+        ["piece-1"],
+        ["piece-2"],
+        ["sentence"],
+    ]
