@@ -252,3 +252,15 @@ def test_without_a_streak_limit_overdue_items_always_go_first() -> None:
         ["piece-2"],
         ["sentence"],
     ]
+
+
+def test_under_bursty_load_the_streak_limit_keeps_sentences_out_of_the_overdue_queue() -> None:
+    """The waiting room itself, in simulated time (stream.bench.queue_model): Poisson
+    arrivals of the realistic mix at ~70% of a CPU-like model's capacity, documents split."""
+    from stream.bench.queue_model import simulate
+
+    unlimited = simulate(BatchPolicy(max_tokens=2048, max_overdue_streak=0), rate=18, seed=1)
+    limited = simulate(BatchPolicy(max_tokens=2048, max_overdue_streak=1), rate=18, seed=1)
+    assert unlimited["sentence_p99"] > 500  # sentences queue behind overdue pieces
+    assert limited["sentence_p99"] < 400
+    assert limited["all_p99"] < 2 * unlimited["all_p99"]  # documents are delayed, not starved
