@@ -1,8 +1,9 @@
 """The batcher's waiting room under Poisson load, in simulated time: no broker, no model.
 
 Runs the worker's own `WaitingRoom` with an injected clock against the benchmark's
-realistic mix (documents split into pieces as the CPU worker splits them), with a model call
-costing `call_s + tokens / tokens_per_s` (defaults: roughly this 2-core CPU's int8 model).
+realistic mix (documents over the CPU piece size cut into equal pieces; the worker cuts at
+sentences), with a model call costing `call_s + tokens / tokens_per_s` (defaults: roughly
+this 2-core CPU's int8 model).
 It isolates the scheduling rule from everything else on the machine, so a policy change can
 be judged over many seeds in seconds; the real figures come from
 `python -m stream.bench.scheduling`.
