@@ -136,6 +136,77 @@ def tags_kept(before: Any, after: Any, edit: Edit) -> bool:
     )
 
 
+def modifier_kept(before: Any, after: Any, edit: Edit) -> bool:
+    """The rule for a degree word put before an adjective or adverb, or put in place of a
+    hedge ("heartbroken" -> "utterly heartbroken", "a bit creepy" -> "really creepy"): every
+    token outside the edit keeps its fine-grained tag, and the new span reads as adverbs
+    followed by one word of the edited word's class. The relations may move: spaCy reads
+    "were heartbroken" as a passive and "were utterly heartbroken" as a copula, and tags
+    "a bit creepy" a noun but "really creepy" an adjective; tags are what grammar needs."""
+    old = _span_tokens(before, edit.start, edit.end)
+    new = _span_tokens(after, edit.start, edit.start + len(edit.replacement))
+    if not old or len(new) < 2:
+        return False
+    *adverbs, word = (after[i] for i in new)
+    head_class = _CLASSES.get(before[old[-1]].tag_)
+    if head_class is None or _CLASSES.get(word.tag_) != head_class:
+        return False
+    if any(t.tag_ != "RB" for t in adverbs):
+        return False
+    shift = len(new) - len(old)
+    if len(after) != len(before) + shift:
+        return False
+    return all(
+        after[t.i if t.i < old[0] else t.i + shift].tag_ == t.tag_
+        for t in before
+        if t.i not in set(old)
+    )
+
+
+def extension_kept(before: Any, after: Any, edit: Edit) -> bool:
+    """The rule for words added after a formula ("Thanks" -> "Thanks so much"): the edited
+    words keep their tags, the added ones are adverbs or "much", and every token outside the
+    edit keeps its tag."""
+    old = _span_tokens(before, edit.start, edit.end)
+    new = _span_tokens(after, edit.start, edit.start + len(edit.replacement))
+    if not old or len(new) <= len(old):
+        return False
+    kept = [after[i] for i in new[: len(old)]]
+    if [t.tag_ for t in kept] != [before[i].tag_ for i in old]:
+        return False
+    if any(after[i].tag_ not in ("RB", "JJ") for i in new[len(old) :]):
+        return False
+    shift = len(new) - len(old)
+    if len(after) != len(before) + shift:
+        return False
+    return all(
+        after[t.i if t.i < old[0] else t.i + shift].tag_ == t.tag_
+        for t in before
+        if t.i not in set(old)
+    )
+
+
+# Word classes a degree word may precede; an adjective may be read as a participle or, for
+# "creepy" after "a bit", a noun.
+_CLASSES = {
+    "JJ": "adjective",
+    "JJR": "comparative",
+    "VBN": "adjective",
+    "VBG": "adjective",
+    "NN": "adjective",
+    "RB": "adverb",
+}
+
+
+# Common and proper nouns: the small model reads "the city council" as NN after "The" and
+# as NNP after "Happily, the"; capitals moved by an edit are not a change of grammar.
+_NOUN_CASE = {"NNP": "NN", "NNPS": "NNS"}
+
+
+def _same_tag(a: str, b: str) -> bool:
+    return _NOUN_CASE.get(a, a) == _NOUN_CASE.get(b, b)
+
+
 def structure_kept(before: Any, after: Any, edit: Edit) -> bool:
     """Rule 2 of the module docstring: `after` is the parse of `edit` applied to `before`."""
     old = _span_tokens(before, edit.start, edit.end)
@@ -153,10 +224,10 @@ def structure_kept(before: Any, after: Any, edit: Edit) -> bool:
 
     # Tokens outside the span: same tag, same relation, same head (or a head inside the span).
     for token in before:
-        if token.i in old_set:
-            continue
+        if token.i in old_set or _in_web_token(before, token):
+            continue  # an @mention or URL has no grammar: its parse wobbles with anything
         twin = after[mapped(token.i)]
-        if twin.tag_ != token.tag_ or twin.dep_ != token.dep_:
+        if not _same_tag(twin.tag_, token.tag_) or twin.dep_ != token.dep_:
             return False
         if token.head.i in old_set:
             if twin.head.i not in new_set:
@@ -182,5 +253,9 @@ def structure_kept(before: Any, after: Any, edit: Edit) -> bool:
         if relation not in remaining:
             return False
         remaining.remove(relation)
+    # An added adverb and its comma hang from the root or from the verb of the clause they
+    # open ("Frustratingly, fares will rise ..., the government announced"); hung from an
+    # adjective, a stance adverb reads as a degree ("were sadly confusing").
     root = next((t.i for t in after if t.dep_ == "ROOT"), -1)
-    return all((tag, dep) in _ADDABLE and head in (root, -1) for tag, dep, head in remaining)
+    verbs = {t.i for t in after if t.tag_.startswith("VB")} | {root, -1}
+    return all((tag, dep) in _ADDABLE and head in verbs for tag, dep, head in remaining)

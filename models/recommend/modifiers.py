@@ -7,7 +7,12 @@ is carried by a feeling, an opinion or the degree of a property.
 - an opinion strengthened toward the target: "decent pastries" -> "delicious pastries";
 - a degree adverb that carries the target put in front of a property, or put in place of
   a plain degree word: "the trail is narrow" -> "dangerously narrow" (fear), "the wifi is
-  pretty slow" -> "painfully slow" (sadness), "how quiet" -> "how remarkably quiet".
+  pretty slow" -> "painfully slow" (sadness), "how quiet" -> "how remarkably quiet";
+- more of the emotion the text already carries where the scales have no stronger word: a
+  degree adverb before a word at the top of its scale ("utterly heartbroken"), "far" before
+  a comparative ("far scarier than"), "really" in place of a hedge ("kinda nervous" ->
+  "really nervous"), a surprise adverb inside an exclamative "how" ("how incredibly
+  quickly").
 
 Like every proposal these are candidates only (ranking.py rescores, re-parses and fits them).
 """
@@ -22,18 +27,23 @@ from models.recommend.rewrites import (
     REPORTING,
     Rewrite,
     RewriteContext,
+    current_emotion,
     holder_is_sentient,
     negated,
 )
 from models.recommend.scales import (
+    EXCLAMATIVE_ADVERBS,
     FEELING_BY_WORD,
     FEELING_HEDGES,
     FEELINGS,
+    HEDGE_STRENGTHENER,
     OPINION_BY_WORD,
     REPLACEABLE_DEGREE,
     Feeling,
     Opinion,
+    comparative_leans_to,
     degree_adverbs,
+    extreme_adverbs,
     feelings_toward,
     opinions_toward,
 )
@@ -100,9 +110,150 @@ def degree_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                         "phrase",
                         {"degree_adverb"},
                         inserts=True,
+                        parse_rule="modifier",
                     )
                 )
     return out
+
+
+# Where a word at the top of its scale says how someone feels or what something is like:
+# "Fans were heartbroken", "I feel awful about it". Not before a noun, where "a" would have
+# to become "an" ("an absolutely terrifying ride").
+_EXTREME_DEPS = _ADJECTIVE_DEPS | _FEELING_DEPS
+
+
+def intensifier_rewrites(ctx: RewriteContext) -> list[Rewrite]:
+    """More of the emotion the text carries where no stronger word replaces the writer's:
+    "utterly heartbroken", "far scarier than", "kinda nervous" -> "really nervous", and for
+    surprise "how quickly" -> "how incredibly quickly"."""
+    out: list[Rewrite] = []
+    more_of_the_same = current_emotion(ctx) == ctx.target
+    for k, doc in enumerate(ctx.docs):
+        offset = ctx.occlusion.segments[k][0]
+        for token in doc:
+            if not editable(doc, token) or negated(token):
+                continue
+            word = token.lower_
+            end = token.idx + len(token.text)
+            inserted: list[str] = []
+            if token.tag_ == "JJR" and comparative_leans_to(word, ctx.target):
+                inserted = ["far"]  # "much scarier" is graded already: _graded skips it
+            elif (
+                more_of_the_same
+                and token.tag_ in _FEELING_TAGS
+                and token.dep_ in _EXTREME_DEPS
+                and _hedge_start(doc, token) is None
+            ):
+                inserted = list(extreme_adverbs(word, ctx.target))
+            elif (
+                ctx.target == "surprise"
+                and token.tag_ == "RB"
+                and word in EXCLAMATIVE_ADVERBS
+                and any(c.lower_ == "how" for c in token.lefts)
+            ):
+                inserted = ["incredibly"]  # "how surprisingly quickly" says it twice
+            if inserted and not _graded(token):
+                out.extend(
+                    Rewrite(
+                        k,
+                        doc,
+                        Edit(token.idx, end, f"{adverb} {token.text}"),
+                        offset,
+                        "phrase",
+                        {"intensifier"},
+                        inserts=True,
+                        parse_rule="modifier",
+                        intensifies=more_of_the_same,
+                    )
+                    for adverb in inserted
+                )
+            hedge = _hedge_start(doc, token)
+            if (
+                more_of_the_same
+                and hedge is not None
+                and _leans_to(word, ctx.target)
+                and not _has_top_word(ctx.target, token)
+            ):
+                out.append(
+                    Rewrite(
+                        k,
+                        doc,
+                        Edit(hedge, end, f"{HEDGE_STRENGTHENER} {token.text}"),
+                        offset,
+                        "phrase",
+                        {"hedge"},
+                        parse_rule="modifier",
+                        intensifies=True,
+                    )
+                )
+    return out
+
+
+# Thanks that a writer who wants more warmth makes fuller: "Thanks" -> "Thanks so much".
+_THANKS = {("thanks",): "so much", ("thank", "you"): "so much"}
+_ALREADY_FULL = frozenset({"so", "very", "a", "again", "much", "ever"})
+
+
+def thanks_rewrites(ctx: RewriteContext) -> list[Rewrite]:
+    """For joy, "Thanks for your patience" -> "Thanks so much for your patience". The
+    thanks must open its sentence, and not be full already ("Thanks a lot", "Thank you so
+    much")."""
+    if ctx.target != "joy":
+        return []
+    out: list[Rewrite] = []
+    for k, doc in enumerate(ctx.docs):
+        words = [t for t in doc if not t.is_punct and not t.is_space]
+        for key, addition in _THANKS.items():
+            head = words[: len(key)]
+            if len(head) < len(key) or tuple(t.lower_ for t in head) != key:
+                continue
+            after = words[len(key)] if len(words) > len(key) else None
+            if after is not None and after.lower_ in _ALREADY_FULL:
+                continue
+            end = head[-1].idx + len(head[-1].text)
+            span = doc.text[head[0].idx : end]
+            out.append(
+                Rewrite(
+                    k,
+                    doc,
+                    Edit(head[0].idx, end, f"{span} {addition}"),
+                    ctx.occlusion.segments[k][0],
+                    "phrase",
+                    {"thanks"},
+                    inserts=True,
+                    parse_rule="extension",
+                    intensifies=current_emotion(ctx) == "joy",
+                )
+            )
+    return out
+
+
+def _has_top_word(target: str, token: Any) -> bool:
+    """Does the feeling scale offer a top-strength word with the same complement? Then that
+    word replaces the hedge ("a bit annoyed by" -> "infuriated by"), not "really"."""
+    feeling = FEELING_BY_WORD.get(token.lower_)
+    if feeling is None:
+        return False
+    complement = _complement(token)
+    return any(
+        f.intensity == 3 and complement in f.complements
+        for f in feelings_toward(target, feeling, intensify=True)
+    )
+
+
+def _leans_to(word: str, target: str) -> bool:
+    """A feeling, an opinion or an extreme word that carries `target` by the scales."""
+    if word in FEELING_BY_WORD:
+        return FEELING_BY_WORD[word].emotion == target
+    if word in OPINION_BY_WORD:
+        return OPINION_BY_WORD[word].emotion == target
+    return bool(extreme_adverbs(word, target))
+
+
+def _graded(token: Any) -> bool:
+    """Has the writer graded the word already ("so angry", "much scarier", "very bright")?
+    An exclamative "how" does not count: it leaves room for "how incredibly quickly"."""
+    return any(c.dep_ in ("advmod", "npadvmod") and c.tag_ != "WRB" for c in token.lefts)
 
 
 def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: Any) -> list[Rewrite]:

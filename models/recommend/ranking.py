@@ -40,8 +40,19 @@ from models.recommend.attribution import Attribution, Occlusion, attributions, o
 from models.recommend.budget import Budget
 from models.recommend.context_fit import ContextFit, Fit, Pair
 from models.recommend.encoder import ModelAccess
-from models.recommend.grammar import Grammar, structure_kept, tags_kept
-from models.recommend.modifiers import degree_rewrites, scale_rewrites
+from models.recommend.grammar import (
+    Grammar,
+    extension_kept,
+    modifier_kept,
+    structure_kept,
+    tags_kept,
+)
+from models.recommend.modifiers import (
+    degree_rewrites,
+    intensifier_rewrites,
+    scale_rewrites,
+    thanks_rewrites,
+)
 from models.recommend.resources import Resources
 from models.recommend.rewrites import Rewrite, RewriteContext, propose
 
@@ -244,7 +255,12 @@ class Recommender:
                 resources=self.resources,
                 budget=self.budget,
             )
-            scaled = scale_rewrites(context) + degree_rewrites(context)
+            scaled = (
+                intensifier_rewrites(context)
+                + thanks_rewrites(context)
+                + scale_rewrites(context)
+                + degree_rewrites(context)
+            )
             plans.append(_Plan(i, texts[i], scores[i], target, occlusion, propose(context, scaled)))
         return plans
 
@@ -312,9 +328,7 @@ class Recommender:
         grammatical = [
             c
             for c, doc in zip(checked, parsed, strict=True)
-            if (tags_kept if c.rewrite.parse_rule == "tags" else structure_kept)(
-                c.rewrite.doc, doc, c.rewrite.edit
-            )
+            if _PARSE_RULES[c.rewrite.parse_rule](c.rewrite.doc, doc, c.rewrite.edit)
         ]
         fits = self.fit.scores([_pair(c.rewrite) for c in grammatical])
         out: dict[int, list[Suggestion]] = {}
@@ -353,6 +367,15 @@ class Recommender:
             + budget.support_weight * rewrite.support
             + budget.fit_weight * similarity,
         )
+
+
+# How a rewrite's re-parse is checked (Rewrite.parse_rule; grammar.py has each rule).
+_PARSE_RULES = {
+    "structure": structure_kept,
+    "tags": tags_kept,
+    "modifier": modifier_kept,
+    "extension": extension_kept,
+}
 
 
 def _weight(budget: Budget, rewrite: Rewrite) -> float:

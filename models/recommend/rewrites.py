@@ -92,8 +92,10 @@ class Rewrite:
     # A feeling swapped for another feeling ("angry" -> "happy") reads further from the
     # original by design: it gets this lower context-fit floor instead of the budget's.
     fit_floor: float | None = None
-    # How the re-parse is checked: "structure" (grammar.structure_kept) or "tags"
-    # (grammar.tags_kept, for feeling swaps of the hand-made scale only).
+    # How the re-parse is checked: "structure" (grammar.structure_kept), "tags"
+    # (grammar.tags_kept, for swaps along the hand-made scales) or "modifier"
+    # (grammar.modifier_kept, for a degree word before an adjective or adverb) or
+    # "extension" (grammar.extension_kept, "Thanks" -> "Thanks so much").
     parse_rule: str = "structure"
     # A stronger word of the same emotion from the hand-made scales (ranking._gains).
     intensifies: bool = False

@@ -119,6 +119,14 @@ OPINIONS: tuple[Opinion, ...] = (
     Opinion("alarming", -1, "fear", 2),
     Opinion("frightening", -1, "fear", 3),
     Opinion("terrifying", -1, "fear", 3),
+    Opinion("suspicious", -1, "fear", 1),
+    # Odd, not yet good or bad: a writer who wants fear reads them as a threat ("a random
+    # text from an unknown number" -> "a suspicious text").
+    Opinion("random", 0, None, 0),
+    Opinion("strange", 0, None, 0),
+    Opinion("odd", 0, None, 0),
+    Opinion("weird", 0, None, 0),
+    Opinion("unusual", 0, None, 0),
     Opinion("surprising", 0, "surprise", 1),
     Opinion("astonishing", 0, "surprise", 3),
     Opinion("shocking", -1, "surprise", 3),
@@ -218,6 +226,72 @@ DEGREE_ADVERBS: dict[str, dict[str, tuple[str, ...]]] = {
     "fear": {"risk": ("dangerously", "alarmingly", "worryingly"), "eerie": ("eerily",)},
     "sadness": {"sad": ("sadly", "painfully")},
 }
+# Words already at the top of their scale, the emotions they can carry, and the degree
+# adverbs that strengthen them: extreme adjectives take "absolutely" or "utterly", never
+# "very" ("absolutely furious", "utterly heartbroken", "I feel absolutely awful").
+EXTREMES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    word: (frozenset(emotions.split()), tuple(adverbs.split()))
+    for word, emotions, adverbs in (
+        ("thrilled", "joy", "absolutely"),
+        ("overjoyed", "joy", "absolutely"),
+        ("delighted", "joy", "absolutely"),
+        ("wonderful", "joy", "absolutely"),
+        ("fantastic", "joy", "absolutely"),
+        ("delicious", "joy", "absolutely"),
+        ("heartbroken", "sadness", "utterly absolutely"),
+        ("devastated", "sadness", "utterly absolutely"),
+        ("heartbreaking", "sadness", "utterly"),
+        ("miserable", "sadness", "utterly"),
+        ("furious", "anger", "absolutely"),
+        ("outraged", "anger", "absolutely"),
+        ("infuriating", "anger", "absolutely"),
+        ("ridiculous", "anger", "absolutely"),
+        ("terrified", "fear", "absolutely"),
+        ("terrifying", "fear", "absolutely"),
+        ("petrified", "fear", "absolutely"),
+        ("astonished", "surprise", "absolutely"),
+        ("stunned", "surprise", "absolutely"),
+        ("astonishing", "surprise", "absolutely"),
+        ("amazing", "surprise joy", "absolutely"),
+        ("incredible", "surprise joy", "absolutely"),
+        ("awful", "sadness anger fear", "absolutely"),
+        ("terrible", "sadness anger fear", "absolutely"),
+        ("horrible", "sadness anger fear", "absolutely"),
+    )
+}
+# Comparatives of words that lean to an emotion, strengthened by "far" when the writer
+# wants more of it ("scarier than I expected" -> "far scarier than I expected").
+COMPARATIVES: dict[str, str] = {
+    "scarier": "fear",
+    "creepier": "fear",
+    "worse": "sadness anger fear",
+    "sadder": "sadness",
+    "angrier": "anger",
+    "happier": "joy",
+    "better": "joy",
+    "nicer": "joy",
+    "stranger": "surprise",
+}
+# Adverbs of manner or speed that an exclamative "how" grades ("how quickly this year has
+# gone"): a surprise degree adverb goes between them ("how incredibly quickly").
+EXCLAMATIVE_ADVERBS = frozenset({"quickly", "fast", "slowly", "easily", "quietly", "smoothly"})
+# Hedges a writer puts before a word; for more of the same feeling, "really" replaces them
+# ("kinda nervous" -> "really nervous", "a bit creepy" -> "really creepy").
+HEDGE_STRENGTHENER = "really"
+
+
+def extreme_adverbs(word: str, target: str) -> tuple[str, ...]:
+    """The degree adverbs that strengthen `word` at the top of its scale toward `target`."""
+    entry = EXTREMES.get(word)
+    if entry is None or target not in entry[0]:
+        return ()
+    return entry[1]
+
+
+def comparative_leans_to(word: str, target: str) -> bool:
+    return target in COMPARATIVES.get(word, "").split()
+
+
 # Degree words already in front of an adjective that a stance-carrying adverb replaces.
 REPLACEABLE_DEGREE = frozenset(
     {"very", "really", "pretty", "quite", "rather", "fairly", "a bit", "a little", "kinda"}
@@ -253,6 +327,8 @@ def opinions_toward(target: str, original: Opinion, *, head_noun: str | None) ->
     "excellent" (joy), "disappointing" -> "infuriating" (anger). Never across polarity: "the
     screen is lovely" -> "the screen is infuriating" would reverse the writer's opinion."""
     out = []
+    if original.polarity == 0 and original.emotion is None and target != "fear":
+        return []  # "a strange noise" -> "a wonderful noise" changes what was heard
     for o in OPINIONS:
         if o.word == original.word or o.intensity <= original.intensity:
             continue
