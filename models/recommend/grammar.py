@@ -117,6 +117,19 @@ def _span_tokens(doc: Any, start: int, end: int) -> list[int]:
 SCALE_TAGS = frozenset({"JJ", "VBN", "VBG"})
 
 
+def _outside_tags_kept(before: Any, after: Any, old: list[int], shift: int) -> bool:
+    """Every token outside the edited tokens `old` keeps its tag (the edit added `shift`
+    tokens)."""
+    if len(after) != len(before) + shift:
+        return False
+    edited = set(old)
+    return all(
+        after[t.i if t.i < old[0] else t.i + shift].tag_ == t.tag_
+        for t in before
+        if t.i not in edited
+    )
+
+
 def tags_kept(before: Any, after: Any, edit: Edit) -> bool:
     """The looser rule for a swap between two words of a hand-made scale (scales.py), which
     already checked the word's role and complement (the preposition or clause after it):
@@ -126,14 +139,7 @@ def tags_kept(before: Any, after: Any, edit: Edit) -> bool:
     new = _span_tokens(after, edit.start, edit.start + len(edit.replacement))
     if not old or len(new) != 1 or after[new[0]].tag_ not in SCALE_TAGS:
         return False
-    shift = len(new) - len(old)
-    if len(after) != len(before) + shift:
-        return False
-    return all(
-        after[t.i if t.i < old[0] else t.i + shift].tag_ == t.tag_
-        for t in before
-        if t.i not in set(old)
-    )
+    return _outside_tags_kept(before, after, old, len(new) - len(old))
 
 
 def modifier_kept(before: Any, after: Any, edit: Edit) -> bool:
@@ -153,14 +159,7 @@ def modifier_kept(before: Any, after: Any, edit: Edit) -> bool:
         return False
     if any(t.tag_ != "RB" for t in adverbs):
         return False
-    shift = len(new) - len(old)
-    if len(after) != len(before) + shift:
-        return False
-    return all(
-        after[t.i if t.i < old[0] else t.i + shift].tag_ == t.tag_
-        for t in before
-        if t.i not in set(old)
-    )
+    return _outside_tags_kept(before, after, old, len(new) - len(old))
 
 
 def extension_kept(before: Any, after: Any, edit: Edit) -> bool:
@@ -176,14 +175,7 @@ def extension_kept(before: Any, after: Any, edit: Edit) -> bool:
         return False
     if any(after[i].tag_ not in ("RB", "JJ") for i in new[len(old) :]):
         return False
-    shift = len(new) - len(old)
-    if len(after) != len(before) + shift:
-        return False
-    return all(
-        after[t.i if t.i < old[0] else t.i + shift].tag_ == t.tag_
-        for t in before
-        if t.i not in set(old)
-    )
+    return _outside_tags_kept(before, after, old, len(new) - len(old))
 
 
 # Word classes a degree word may precede; an adjective may be read as a participle or, for

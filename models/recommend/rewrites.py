@@ -41,11 +41,15 @@ SENTENCE_ADVERBS: dict[str, tuple[str, ...]] = {
     "fear": ("Worryingly", "Alarmingly", "Ominously"),
     "sadness": ("Sadly", "Unfortunately", "Regrettably"),
 }
+# Past this P(target) the text states the emotion clearly: a stance adverb only restates it
+# ("Happily, the team won the final", read as weak by the independent reader in round 6);
+# more of the same comes from the writer's own words (modifiers.py) or not at all.
+_STANCE_CEILING = 0.95
 # The same stance, placed after the first auxiliary ("was unexpectedly moved"); "happily"
-# there would read as the manner of the verb.
+# there would read as the manner of the verb, and "was surprisingly moved" as odd (round 6).
 VERB_ADVERBS: dict[str, tuple[str, ...]] = {
     "joy": ("thankfully", "fortunately"),
-    "surprise": ("unexpectedly", "surprisingly"),
+    "surprise": ("unexpectedly",),
     "anger": ("annoyingly", "frustratingly"),
     "fear": ("worryingly", "alarmingly"),
     "sadness": ("sadly", "unfortunately"),
@@ -129,7 +133,9 @@ def propose(ctx: RewriteContext, scaled: Sequence[Rewrite] = ()) -> list[Rewrite
     then the edits from the hand-made scales (`scaled`, modifiers.py, at most half the
     budget), then word and phrase edits round-robin over the best positions."""
     budget = ctx.budget
-    adverbs = _verb_adverbs(ctx)[:2] + _sentence_adverbs(ctx)[:2]
+    adverbs: list[Rewrite] = []
+    if ctx.score.emotion.probabilities[ctx.target] < _STANCE_CEILING:
+        adverbs = _verb_adverbs(ctx)[:2] + _sentence_adverbs(ctx)[:2]
     adverbs += list(scaled)[: budget.candidates // 2]
     per_position: list[list[Rewrite]] = []
     for position in _positions(ctx)[: budget.max_positions]:

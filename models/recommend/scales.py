@@ -121,12 +121,12 @@ OPINIONS: tuple[Opinion, ...] = (
     Opinion("terrifying", -1, "fear", 3),
     Opinion("suspicious", -1, "fear", 1),
     # Odd, not yet good or bad: a writer who wants fear reads them as a threat ("a random
-    # text from an unknown number" -> "a suspicious text").
+    # text from an unknown number" -> "a creepy text"). Not "unusual": "an unusual sign-in"
+    # is what a system measured, a fact ("an alarming sign-in" read as weak).
     Opinion("random", 0, None, 0),
     Opinion("strange", 0, None, 0),
     Opinion("odd", 0, None, 0),
     Opinion("weird", 0, None, 0),
-    Opinion("unusual", 0, None, 0),
     Opinion("surprising", 0, "surprise", 1),
     Opinion("astonishing", 0, "surprise", 3),
     Opinion("shocking", -1, "surprise", 3),

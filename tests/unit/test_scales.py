@@ -98,9 +98,13 @@ def test_where_the_model_is_saturated_the_scale_ranks_intensity(
     }
     found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
     assert any(r.startswith("I was infuriated by the delay") for r in found["hedged"])
+    # Where a top-strength word keeps "by", it replaces the hedge, not "really".
+    assert not any(r.startswith("I was really annoyed") for r in found["hedged"])
     assert not any("a bit" in r and "annoyed" not in r for r in found["hedged"])
-    # Dropping the hedge needs a top-strength word: "kinda nervous" -> "worried" is no gain.
+    # Dropping the hedge needs a top-strength word: "kinda nervous" -> "worried" is no gain;
+    # "terrified" takes no "about", so "really" replaces the hedge.
     assert not any(r.startswith("I'm worried") for r in found["kinda"])
+    assert "I'm really nervous about tomorrow tbh" in found["kinda"]
     # What residents said is a fact of the report: their feeling is not swapped.
     assert not any("they are" in r and "frustrated" not in r for r in found["reported"])
     # Surprise at one's own act reads oddly ("We're amazed to tell you").
@@ -121,3 +125,34 @@ def test_no_stance_adverb_before_the_writers_own_words(recommender: Recommender)
     # The same adverb still opens a plain statement of fact.
     cinema = "The last remaining cinema in the town will close in December."
     assert any("sadly" in r.lower() for r in _rewrites(recommender, cinema, "sadness"))
+
+
+def test_more_of_the_same_where_the_scales_have_no_stronger_word(
+    recommender: Recommender,
+) -> None:
+    texts = {
+        "extreme": ("Fans were heartbroken when the club sold its star striker.", "sadness"),
+        "comparative": ("Honestly, the new season is scarier than I expected.", "fear"),
+        "exclamative": ("I still can't believe how quickly this year has gone.", "surprise"),
+        "graded": ("I'm so furious that the landlord kept our deposit.", "anger"),
+        "thanks": ("Thanks for your patience while we fixed the login problem.", "joy"),
+        "thanks_full": ("Thank you so much for your patience.", "joy"),
+        "random": ("got a random text from an unknown number asking for my address", "fear"),
+        "strange": ("I heard a strange noise downstairs last night.", "joy"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    assert any(
+        r.startswith(("Fans were utterly heartbroken", "Fans were absolutely heartbroken"))
+        for r in found["extreme"]
+    )
+    assert "Honestly, the new season is far scarier than I expected." in found["comparative"]
+    assert (
+        "I still can't believe how incredibly quickly this year has gone." in (found["exclamative"])
+    )
+    # A word the writer graded already takes no second degree word ("so absolutely furious").
+    assert not any("so absolutely" in r or "so utterly" in r for r in found["graded"])
+    assert "Thanks so much for your patience while we fixed the login problem." in found["thanks"]
+    assert not any("so much so much" in r for r in found["thanks_full"])
+    assert any(" a creepy text " in r for r in found["random"])
+    # An odd thing turns threatening for fear, never pleasant for joy.
+    assert all("strange noise" in r for r in found["strange"])

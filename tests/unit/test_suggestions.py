@@ -4,13 +4,22 @@ spaCy's parser. No fakes: these are the resources the worker loads."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from models.recommend import Recommender, Resources
 from models.recommend.context_fit import ContextFit, Pair
-from models.recommend.grammar import Edit, Grammar, editable, structure_kept, tags_kept
+from models.recommend.grammar import (
+    Edit,
+    Grammar,
+    editable,
+    extension_kept,
+    modifier_kept,
+    structure_kept,
+    tags_kept,
+)
 from models.recommend.resources import ResourceError
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "weights"
@@ -33,11 +42,26 @@ def recommender(scorer, grammar: Grammar) -> Recommender:
     return Recommender(scorer, Resources.load(), grammar=grammar)
 
 
-def _kept(grammar: Grammar, sentence: str, word: str, replacement: str) -> bool:
+def _kept(
+    grammar: Grammar, sentence: str, word: str, replacement: str, rule: Any = structure_kept
+) -> bool:
     start = sentence.index(word)
     edit = Edit(start, start + len(word), replacement)
     before, after = grammar.parse([sentence, edit.apply(sentence)])
-    return structure_kept(before, after, edit)
+    return bool(rule(before, after, edit))
+
+
+# The re-parse rule each kind of rewrite is held to (Rewrite.parse_rule), by its source.
+RULE_BY_SOURCE = {
+    "feeling_scale": tags_kept,
+    "opinion_scale": tags_kept,
+    "degree_adverb": modifier_kept,
+    "intensifier": modifier_kept,
+    "hedge": modifier_kept,
+    "thanks": extension_kept,
+}
+# Sources whose rewrites are intensifications the saturated model cannot rank.
+SCALED = {"feeling_scale", "opinion_scale", "intensifier", "hedge", "thanks"}
 
 
 # The issue's nonsense rewrites are refused by the parse; real rewrites pass it.
@@ -57,6 +81,51 @@ def test_a_rewrite_must_keep_the_parse_of_the_sentence(
     grammar: Grammar, sentence: str, word: str, replacement: str, kept: bool
 ) -> None:
     assert _kept(grammar, sentence, word, replacement) is kept
+
+
+# Parser wobbles that are not grammar pass; an adverb that would read as a degree does not.
+@pytest.mark.parametrize(
+    ("sentence", "word", "replacement", "kept"),
+    [
+        # "city" turns NNP after "Happily, the": capitals, not grammar.
+        ("The city council approved a new bike lane.", "The", "Happily, the", True),
+        # The adverb opens the reported clause and hangs from its verb.
+        (
+            "Train fares will rise by 4.9% from March, the government announced.",
+            "Train",
+            "Frustratingly, train",
+            True,
+        ),
+        # An @mention has no grammar of its own; its parse moves with anything.
+        ("@sam_k the meeting got moved to 3pm btw", "moved", "unexpectedly moved", True),
+        # Hung from the adjective, "sadly" grades it: "sadly confusing".
+        (
+            "The instructions were confusing and two screws were missing.",
+            "were",
+            "were sadly",
+            False,
+        ),
+    ],
+)
+def test_the_structure_rule_ignores_wobbles_not_grammar(
+    grammar: Grammar, sentence: str, word: str, replacement: str, kept: bool
+) -> None:
+    assert _kept(grammar, sentence, word, replacement) is kept
+
+
+def test_degree_words_and_formulas_have_their_own_parse_rules(grammar: Grammar) -> None:
+    fans = "Fans were heartbroken when the club sold its striker."
+    # spaCy reads "were heartbroken" as a passive, "were utterly heartbroken" as a copula:
+    # the relations move, the tags stay.
+    assert not _kept(grammar, fans, "heartbroken", "utterly heartbroken")
+    assert _kept(grammar, fans, "heartbroken", "utterly heartbroken", modifier_kept)
+    assert not _kept(grammar, fans, "heartbroken", "utterly them", modifier_kept)
+    creepy = "The app tracks me, which feels a bit creepy."
+    assert _kept(grammar, creepy, "a bit creepy", "really creepy", modifier_kept)
+    assert not _kept(grammar, creepy, "a bit creepy", "really the creepy", modifier_kept)
+    thanks = "Thanks for your patience while we fixed the login problem."
+    assert _kept(grammar, thanks, "Thanks", "Thanks so much", extension_kept)
+    assert not _kept(grammar, thanks, "Thanks", "Thanks patience", extension_kept)
 
 
 def test_protected_tokens_are_never_editable(grammar: Grammar) -> None:
@@ -114,7 +183,7 @@ def test_every_suggestion_is_grammatical_raises_the_target_and_edits_no_protecte
             # A swap along a hand-made scale is held to the tags rule (grammar.tags_kept);
             # as an intensification where the model is saturated, it need only keep the
             # target clear (ranking.Recommender._gains).
-            scaled = {"feeling_scale", "opinion_scale"} & set(s.sources)
+            scaled = SCALED & set(s.sources)
             p_after = score.emotion.probabilities[target] + s.delta
             budget = recommender.budget
             assert s.delta >= -budget.saturation_slack or (
@@ -123,7 +192,8 @@ def test_every_suggestion_is_grammatical_raises_the_target_and_edits_no_protecte
             after = s.apply(text)
             edit = Edit(s.start, s.end, s.replacement)
             before_doc, after_doc = grammar.parse([text, after])
-            kept = tags_kept if scaled else structure_kept
+            rules = {RULE_BY_SOURCE[source] for source in s.sources if source in RULE_BY_SOURCE}
+            kept = rules.pop() if len(rules) == 1 else structure_kept
             assert kept(before_doc, after_doc, edit), after
             edited = [t for t in before_doc if s.start <= t.idx < s.end]
             # A sentence adverb re-cases the first word; nothing else is touched.
