@@ -163,19 +163,26 @@ def modifier_kept(before: Any, after: Any, edit: Edit) -> bool:
 
 
 def extension_kept(before: Any, after: Any, edit: Edit) -> bool:
-    """The rule for words added after a formula ("Thanks" -> "Thanks so much"): the edited
-    words keep their tags, the added ones are adverbs or "much", and every token outside the
-    edit keeps its tag."""
+    """The rule for words added after a formula or before a superlative's article ("Thanks"
+    -> "Thanks so much", "the worst" -> "by far the worst"): the edited words keep their
+    tags, the added ones are adverbs, "much" or "by", and every token outside the edit keeps
+    its tag."""
     old = _span_tokens(before, edit.start, edit.end)
     new = _span_tokens(after, edit.start, edit.start + len(edit.replacement))
-    if not old or len(new) <= len(old):
+    added = len(new) - len(old)
+    if not old or added <= 0:
         return False
-    kept = [after[i] for i in new[: len(old)]]
-    if [t.tag_ for t in kept] != [before[i].tag_ for i in old]:
-        return False
-    if any(after[i].tag_ not in ("RB", "JJ") for i in new[len(old) :]):
-        return False
-    return _outside_tags_kept(before, after, old, len(new) - len(old))
+    old_tags = [before[i].tag_ for i in old]
+    for kept, extra in ((new[: len(old)], new[len(old) :]), (new[added:], new[:added])):
+        if [after[i].tag_ for i in kept] == old_tags and all(
+            after[i].tag_ in _ADDED_TAGS for i in extra
+        ):
+            return _outside_tags_kept(before, after, old, added)
+    return False
+
+
+# What may be added around a formula or a superlative: "so much", "by far".
+_ADDED_TAGS = frozenset({"RB", "JJ", "IN"})
 
 
 # Word classes a degree word may precede; an adjective may be read as a participle or, for

@@ -39,6 +39,7 @@ from models.recommend.scales import (
     HEDGE_STRENGTHENER,
     OPINION_BY_WORD,
     REPLACEABLE_DEGREE,
+    SUPERLATIVES,
     Feeling,
     Opinion,
     comparative_leans_to,
@@ -139,8 +140,7 @@ def intensifier_rewrites(ctx: RewriteContext) -> list[Rewrite]:
             if token.tag_ == "JJR" and comparative_leans_to(word, ctx.target):
                 inserted = ["far"]  # "much scarier" is graded already: _graded skips it
             elif (
-                more_of_the_same
-                and token.tag_ in _FEELING_TAGS
+                token.tag_ in _FEELING_TAGS
                 and token.dep_ in _EXTREME_DEPS
                 and _hedge_start(doc, token) is None
             ):
@@ -167,6 +167,8 @@ def intensifier_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                     )
                     for adverb in inserted
                 )
+            if token.tag_ == "JJS" and ctx.target in SUPERLATIVES.get(word, ()):
+                out.extend(_superlative(ctx, k, doc, token, more_of_the_same))
             hedge = _hedge_start(doc, token)
             if (
                 more_of_the_same
@@ -226,6 +228,32 @@ def thanks_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                 )
             )
     return out
+
+
+def _superlative(
+    ctx: RewriteContext, k: int, doc: Any, token: Any, more_of_the_same: bool
+) -> list[Rewrite]:
+    """ "the worst film" -> "by far the worst film": "by far" goes before the article, which
+    stays as it is. Not where the writer graded it already ("easily the worst")."""
+    article = doc[token.i - 1] if token.i > 0 else None
+    if article is None or article.lower_ != "the" or article.head.i not in (token.i, token.head.i):
+        return []
+    if article.i > 0 and doc[article.i - 1].dep_ == "advmod":
+        return []
+    end = article.idx + len(article.text)
+    return [
+        Rewrite(
+            k,
+            doc,
+            Edit(article.idx, end, f"by far {article.text}"),
+            ctx.occlusion.segments[k][0],
+            "phrase",
+            {"superlative"},
+            inserts=True,
+            parse_rule="extension",
+            intensifies=more_of_the_same,
+        )
+    ]
 
 
 def _has_top_word(target: str, token: Any) -> bool:

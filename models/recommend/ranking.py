@@ -332,15 +332,23 @@ class Recommender:
         ]
         fits = self.fit.scores([_pair(c.rewrite) for c in grammatical])
         out: dict[int, list[Suggestion]] = {}
+        stronger: set[int] = set()
         for c, fit in zip(grammatical, fits, strict=True):
             if fit.validation < budget.min_validation:
                 continue
             floor = budget.min_fit if c.rewrite.fit_floor is None else c.rewrite.fit_floor
             if not c.rewrite.inserts and fit.span < floor:
                 continue
-            out.setdefault(c.plan.index, []).append(self._suggestion(c, fit))
+            suggestion = self._suggestion(c, fit)
+            if c.rewrite.intensifies and c.rewrite.kind != "sentence_adverb":
+                stronger.add(id(suggestion))
+            out.setdefault(c.plan.index, []).append(suggestion)
         for suggestions in out.values():
-            suggestions.sort(key=lambda s: (-s.score, s.start, s.replacement))
+            # More of the same from the writer's own words ("completely useless") comes before
+            # a stance adverb that only restates the emotion ("Annoyingly, ... useless").
+            suggestions.sort(
+                key=lambda s: (id(s) not in stronger, -s.score, s.start, s.replacement)
+            )
             _drop_overlapping_duplicates(suggestions)
             del suggestions[budget.max_suggestions :]
         return out

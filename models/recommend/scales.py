@@ -254,6 +254,14 @@ EXTREMES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
         ("astonishing", "surprise", "absolutely"),
         ("amazing", "surprise joy", "absolutely"),
         ("incredible", "surprise joy", "absolutely"),
+        # Absolute words take "completely" ("made my visit completely painless").
+        ("painless", "joy", "completely"),
+        ("effortless", "joy", "completely"),
+        ("seamless", "joy", "completely"),
+        ("spotless", "joy", "completely"),
+        ("flawless", "joy", "completely"),
+        ("useless", "anger", "completely"),
+        ("pointless", "anger", "completely"),
         ("awful", "sadness anger fear", "absolutely"),
         ("terrible", "sadness anger fear", "absolutely"),
         ("horrible", "sadness anger fear", "absolutely"),
@@ -271,6 +279,15 @@ COMPARATIVES: dict[str, str] = {
     "better": "joy",
     "nicer": "joy",
     "stranger": "surprise",
+}
+# Superlatives that "by far" strengthens, and the emotions they carry ("that was by far the
+# worst film I've seen all year").
+SUPERLATIVES: dict[str, frozenset[str]] = {
+    "worst": frozenset({"anger", "sadness"}),
+    "best": frozenset({"joy"}),
+    "scariest": frozenset({"fear"}),
+    "saddest": frozenset({"sadness"}),
+    "happiest": frozenset({"joy"}),
 }
 # Adverbs of manner or speed that an exclamative "how" grades ("how quickly this year has
 # gone"): a surprise degree adverb goes between them ("how incredibly quickly").

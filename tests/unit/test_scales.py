@@ -139,6 +139,8 @@ def test_more_of_the_same_where_the_scales_have_no_stronger_word(
         "thanks_full": ("Thank you so much for your patience.", "joy"),
         "random": ("got a random text from an unknown number asking for my address", "fear"),
         "strange": ("I heard a strange noise downstairs last night.", "joy"),
+        "superlative": ("This is the best pizza I have ever eaten.", "joy"),
+        "absolute": ("The manual was useless.", "anger"),
     }
     found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
     assert any(
@@ -156,3 +158,6 @@ def test_more_of_the_same_where_the_scales_have_no_stronger_word(
     assert any(" a creepy text " in r for r in found["random"])
     # An odd thing turns threatening for fear, never pleasant for joy.
     assert all("strange noise" in r for r in found["strange"])
+    assert "This is by far the best pizza I have ever eaten." in found["superlative"]
+    # More of the same from the writer's own words ranks above a stance adverb restating it.
+    assert found["absolute"][0] == "The manual was completely useless."

@@ -59,9 +59,10 @@ RULE_BY_SOURCE = {
     "intensifier": modifier_kept,
     "hedge": modifier_kept,
     "thanks": extension_kept,
+    "superlative": extension_kept,
 }
 # Sources whose rewrites are intensifications the saturated model cannot rank.
-SCALED = {"feeling_scale", "opinion_scale", "intensifier", "hedge", "thanks"}
+SCALED = {"feeling_scale", "opinion_scale", "intensifier", "hedge", "thanks", "superlative"}
 
 
 # The nonsense rewrites are refused by the parse; real rewrites pass it.
