@@ -45,7 +45,7 @@ async def ensure_topics(
         created = await _create(admin, missing, settings.topic_replication)
         await _wait_for_leaders(admin, names_and_partitions, timeout_s)
         if created:
-            await _wait_until_served(settings, created, timeout_s)
+            await _wait_until_served(settings, {n: missing[n] for n in created}, timeout_s)
         return created
     finally:
         await admin.close()
@@ -168,8 +168,12 @@ async def _wait_for_leaders(
         described = await admin.describe_topics(list(wanted))
 
 
-async def _wait_until_served(settings: Settings, topics: Sequence[str], timeout_s: float) -> None:
-    """Until every partition's leader answers a ListOffsets request for it."""
+async def _wait_until_served(
+    settings: Settings, topics: Mapping[str, int], timeout_s: float
+) -> None:
+    """Until every partition's leader answers a ListOffsets request for it. The partitions
+    are the ones asked for, not the ones the consumer's first metadata names: that can be
+    short of a partition still being created, which a producer then meets as NOT_LEADER."""
     deadline = time.monotonic() + timeout_s
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -179,11 +183,10 @@ async def _wait_until_served(settings: Settings, topics: Sequence[str], timeout_
     )
     await consumer.start()
     try:
-        await consumer.topics()  # loads the metadata of every topic
         partitions = [
             TopicPartition(topic, partition)
-            for topic in topics
-            for partition in consumer.partitions_for_topic(topic) or ()
+            for topic, count in topics.items()
+            for partition in range(count)
         ]
         while True:
             try:

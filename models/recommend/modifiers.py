@@ -10,9 +10,10 @@ is carried by a feeling, an opinion or the degree of a property.
   pretty slow" -> "painfully slow" (sadness), "how quiet" -> "how remarkably quiet";
 - more of the emotion the text already carries where the scales have no stronger word: a
   degree adverb before a word at the top of its scale ("utterly heartbroken"), "far" before
-  a comparative ("far scarier than"), "really" in place of a hedge ("kinda nervous" ->
-  "really nervous"), a surprise adverb inside an exclamative "how" ("how incredibly
-  quickly").
+  a comparative ("far scarier than"), "by far" before a superlative, "completely" before an
+  absolute word, "really" in place of a hedge ("kinda nervous" -> "really nervous"), a
+  surprise adverb inside an exclamative "how" ("how incredibly quickly"), and for joy
+  "Thanks" -> "Thanks so much".
 
 Like every proposal these are candidates only (ranking.py rescores, re-parses and fits them).
 """
@@ -49,6 +50,18 @@ from models.recommend.scales import (
     opinions_toward,
 )
 
+# The sources of the rewrites made here, from the hand-made tables of scales.py.
+TABLE_SOURCES = frozenset(
+    {
+        "feeling_scale",
+        "opinion_scale",
+        "degree_adverb",
+        "intensifier",
+        "hedge",
+        "thanks",
+        "superlative",
+    }
+)
 _SUBJECTS = ("nsubj", "nsubjpass")
 # Context-fit floor of a swap along a scale. The scale already chose a word of the same
 # role and part of speech, and such swaps fit less by design ("decent" -> "delicious" 0.38,
@@ -124,9 +137,11 @@ _EXTREME_DEPS = _ADJECTIVE_DEPS | _FEELING_DEPS
 
 
 def intensifier_rewrites(ctx: RewriteContext) -> list[Rewrite]:
-    """More of the emotion the text carries where no stronger word replaces the writer's:
-    "utterly heartbroken", "far scarier than", "kinda nervous" -> "really nervous", and for
-    surprise "how quickly" -> "how incredibly quickly"."""
+    """More of the emotion a word carries where no stronger word replaces the writer's:
+    "utterly heartbroken", "completely useless", "far scarier than", "by far the best",
+    "kinda nervous" -> "really nervous", and for surprise "how quickly" -> "how incredibly
+    quickly". Only a hedge needs the text to carry the target already; the others must
+    raise P(target) unless it does (ranking.Recommender._gains)."""
     out: list[Rewrite] = []
     more_of_the_same = current_emotion(ctx) == ctx.target
     for k, doc in enumerate(ctx.docs):

@@ -48,6 +48,7 @@ from models.recommend.grammar import (
     tags_kept,
 )
 from models.recommend.modifiers import (
+    TABLE_SOURCES,
     degree_rewrites,
     intensifier_rewrites,
     scale_rewrites,
@@ -287,7 +288,7 @@ class Recommender:
                 if self._gains(plan, rewrite, before, after, delta, logit_gain):
                     gains.append(_Checked(plan, rewrite, delta, logit_gain))
             gains.sort(key=lambda c: -self._prelim(c))
-            kept.extend(gains[: self.budget.parse_checks])
+            kept.extend(_parse_check_picks(gains, self.budget.parse_checks))
         return kept
 
     def _gains(
@@ -345,9 +346,16 @@ class Recommender:
             out.setdefault(c.plan.index, []).append(suggestion)
         for suggestions in out.values():
             # More of the same from the writer's own words ("completely useless") comes before
-            # a stance adverb that only restates the emotion ("Annoyingly, ... useless").
+            # a stance adverb that only restates the emotion ("Annoyingly, ... useless");
+            # otherwise the score decides.
+            demote = any(id(s) in stronger for s in suggestions)
             suggestions.sort(
-                key=lambda s: (id(s) not in stronger, -s.score, s.start, s.replacement)
+                key=lambda s: (
+                    demote and s.kind == "sentence_adverb",
+                    -s.score,
+                    s.start,
+                    s.replacement,
+                )
             )
             _drop_overlapping_duplicates(suggestions)
             del suggestions[budget.max_suggestions :]
@@ -375,6 +383,18 @@ class Recommender:
             + budget.support_weight * rewrite.support
             + budget.fit_weight * similarity,
         )
+
+
+def _parse_check_picks(gains: list[_Checked], limit: int) -> list[_Checked]:
+    """The rewrites parsed again, best `_prelim` first: up to half of them from the
+    hand-made tables (modifiers.TABLE_SOURCES), the rest whatever gains most. Word swaps from
+    the lexicon carry more model-free support (up to ~2 against the tables' 1) and, with
+    gains capped, would otherwise fill every slot ("I feel so angry" toward joy: ten swaps
+    such as "so brave", none of the scale's "so delighted")."""
+    tables = [c for c in gains if c.rewrite.sources & TABLE_SOURCES][: limit // 2]
+    rest = [c for c in gains if all(c is not t for t in tables)]
+    picked = {id(c) for c in tables + rest[: limit - len(tables)]}
+    return [c for c in gains if id(c) in picked]
 
 
 # How a rewrite's re-parse is checked (Rewrite.parse_rule; grammar.py has each rule).

@@ -161,3 +161,13 @@ def test_more_of_the_same_where_the_scales_have_no_stronger_word(
     assert "This is by far the best pizza I have ever eaten." in found["superlative"]
     # More of the same from the writer's own words ranks above a stance adverb restating it.
     assert found["absolute"][0] == "The manual was completely useless."
+
+
+def test_scale_swaps_are_not_crowded_out_by_lexicon_swaps(recommender: Recommender) -> None:
+    # Ten lexicon swaps of "angry" ("so brave", "so calm", ...) carry more model-free support
+    # than the scale's words and, with gains capped, used to take every parse check; they
+    # then failed the context fit, and the text got nothing.
+    text = "I am so happy today, everything worked! I feel so angry."
+    found = _rewrites(recommender, text, "joy")
+    # The sentence that moves the text is edited, not the one already joyful.
+    assert found and found[0].startswith("I am so happy today") and "angry" not in found[0]
