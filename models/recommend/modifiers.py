@@ -151,14 +151,11 @@ def intensifier_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                 continue
             word = token.lower_
             end = token.idx + len(token.text)
+            hedge = _hedge_start(doc, token)
             inserted: list[str] = []
             if token.tag_ == "JJR" and comparative_leans_to(word, ctx.target):
                 inserted = ["far"]  # "much scarier" is graded already: _graded skips it
-            elif (
-                token.tag_ in _FEELING_TAGS
-                and token.dep_ in _EXTREME_DEPS
-                and _hedge_start(doc, token) is None
-            ):
+            elif token.tag_ in _FEELING_TAGS and token.dep_ in _EXTREME_DEPS and hedge is None:
                 inserted = list(extreme_adverbs(word, ctx.target))
             elif (
                 ctx.target == "surprise"
@@ -184,7 +181,6 @@ def intensifier_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                 )
             if token.tag_ == "JJS" and ctx.target in SUPERLATIVES.get(word, ()):
                 out.extend(_superlative(ctx, k, doc, token, more_of_the_same))
-            hedge = _hedge_start(doc, token)
             if (
                 more_of_the_same
                 and hedge is not None
@@ -207,7 +203,7 @@ def intensifier_rewrites(ctx: RewriteContext) -> list[Rewrite]:
 
 
 # Thanks that a writer who wants more warmth makes fuller: "Thanks" -> "Thanks so much".
-_THANKS = {("thanks",): "so much", ("thank", "you"): "so much"}
+_THANKS = (("thanks",), ("thank", "you"))
 _ALREADY_FULL = frozenset({"so", "very", "a", "again", "much", "ever"})
 
 
@@ -218,9 +214,10 @@ def thanks_rewrites(ctx: RewriteContext) -> list[Rewrite]:
     if ctx.target != "joy":
         return []
     out: list[Rewrite] = []
+    more_of_the_same = current_emotion(ctx) == "joy"
     for k, doc in enumerate(ctx.docs):
         words = [t for t in doc if not t.is_punct and not t.is_space]
-        for key, addition in _THANKS.items():
+        for key in _THANKS:
             head = words[: len(key)]
             if len(head) < len(key) or tuple(t.lower_ for t in head) != key:
                 continue
@@ -233,13 +230,13 @@ def thanks_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                 Rewrite(
                     k,
                     doc,
-                    Edit(head[0].idx, end, f"{span} {addition}"),
+                    Edit(head[0].idx, end, f"{span} so much"),
                     ctx.occlusion.segments[k][0],
                     "phrase",
                     {"thanks"},
                     inserts=True,
                     parse_rule="extension",
-                    intensifies=current_emotion(ctx) == "joy",
+                    intensifies=more_of_the_same,
                 )
             )
     return out

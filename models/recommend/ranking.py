@@ -392,8 +392,11 @@ def _parse_check_picks(gains: list[_Checked], limit: int) -> list[_Checked]:
     gains capped, would otherwise fill every slot ("I feel so angry" toward joy: ten swaps
     such as "so brave", none of the scale's "so delighted")."""
     tables = [c for c in gains if c.rewrite.sources & TABLE_SOURCES][: limit // 2]
-    rest = [c for c in gains if all(c is not t for t in tables)]
-    picked = {id(c) for c in tables + rest[: limit - len(tables)]}
+    picked = {id(c) for c in tables}
+    for c in gains:
+        if len(picked) >= limit:
+            break
+        picked.add(id(c))
     return [c for c in gains if id(c) in picked]
 
 

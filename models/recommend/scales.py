@@ -269,16 +269,19 @@ EXTREMES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
 }
 # Comparatives of words that lean to an emotion, strengthened by "far" when the writer
 # wants more of it ("scarier than I expected" -> "far scarier than I expected").
-COMPARATIVES: dict[str, str] = {
-    "scarier": "fear",
-    "creepier": "fear",
-    "worse": "sadness anger fear",
-    "sadder": "sadness",
-    "angrier": "anger",
-    "happier": "joy",
-    "better": "joy",
-    "nicer": "joy",
-    "stranger": "surprise",
+COMPARATIVES: dict[str, frozenset[str]] = {
+    word: frozenset(emotions.split())
+    for word, emotions in (
+        ("scarier", "fear"),
+        ("creepier", "fear"),
+        ("worse", "sadness anger fear"),
+        ("sadder", "sadness"),
+        ("angrier", "anger"),
+        ("happier", "joy"),
+        ("better", "joy"),
+        ("nicer", "joy"),
+        ("stranger", "surprise"),
+    )
 }
 # Superlatives that "by far" strengthens, and the emotions they carry ("that was by far the
 # worst film I've seen all year").
@@ -306,7 +309,7 @@ def extreme_adverbs(word: str, target: str) -> tuple[str, ...]:
 
 
 def comparative_leans_to(word: str, target: str) -> bool:
-    return target in COMPARATIVES.get(word, "").split()
+    return target in COMPARATIVES.get(word, ())
 
 
 # Degree words already in front of an adjective that a stance-carrying adverb replaces.
