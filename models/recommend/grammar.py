@@ -181,6 +181,18 @@ def extension_kept(before: Any, after: Any, edit: Edit) -> bool:
     return False
 
 
+def word_kept(before: Any, after: Any, edit: Edit) -> bool:
+    """The rule for one word of a set phrase or an interjection swapped for another, where
+    the small model reads the new word's own class differently ("Sick of paying" as an
+    adverb where "Tired" was an adjective; "ugh" as an interjection where "lol" was a noun):
+    one token becomes one token, and every token outside it keeps its fine-grained tag."""
+    old = _span_tokens(before, edit.start, edit.end)
+    new = _span_tokens(after, edit.start, edit.start + len(edit.replacement))
+    if len(old) != 1 or len(new) != 1:
+        return False
+    return _outside_tags_kept(before, after, old, 0)
+
+
 # What may be added around a formula or a superlative: "so much", "by far".
 _ADDED_TAGS = frozenset({"RB", "JJ", "IN"})
 

@@ -192,6 +192,12 @@ def inflect(lemma: str, upos: str, slot: Slot) -> str | None:
     return None
 
 
+def inflect_as(lemma: str, tag: str) -> str | None:
+    """`lemma` with the fine-grained tag `tag` ("plunge", "VBD" -> "plunged"), or None."""
+    forms = _inflection(lemma, tag)
+    return forms[0] if forms else None
+
+
 def fits(replacement: str, slot: Slot) -> bool:
     """True when the replacement can be read with a tag the slot accepts (the POS check)."""
     return any((upos, tag) in slot.accepts for upos, tag, _ in readings(replacement.lower()))

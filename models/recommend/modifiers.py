@@ -324,7 +324,7 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
         return []  # only a person's feeling is swapped for another feeling
     if feeling.word == "afraid" and complement == "that":
         return []  # "I'm afraid we can't ..." is politeness, not fear
-    if _reported(token):
+    if reported(token):
         return []  # "Residents say they are frustrated": what they said is a fact
     if complement == "to" and ctx.target == "surprise" and not _finding_out(token):
         return []  # "We're amazed to tell you": surprise at one's own act reads oddly
@@ -373,7 +373,7 @@ def _finding_out(token: Any) -> bool:
     return verb is not None and verb.lemma_.lower() in _LEARNING_VERBS
 
 
-def _reported(token: Any) -> bool:
+def reported(token: Any) -> bool:
     """Is the feeling inside someone else's reported words ("Residents say they are ...")?"""
     clause = token.head if token.dep_ in ("acomp", "oprd", "amod") else token
     while clause.dep_ in ("conj", "xcomp"):

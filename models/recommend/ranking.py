@@ -46,7 +46,9 @@ from models.recommend.grammar import (
     modifier_kept,
     structure_kept,
     tags_kept,
+    word_kept,
 )
+from models.recommend.idioms import IDIOM_SOURCES, idiom_rewrites
 from models.recommend.modifiers import (
     TABLE_SOURCES,
     degree_rewrites,
@@ -258,6 +260,7 @@ class Recommender:
             )
             scaled = (
                 intensifier_rewrites(context)
+                + idiom_rewrites(context)
                 + thanks_rewrites(context)
                 + scale_rewrites(context)
                 + degree_rewrites(context)
@@ -391,7 +394,8 @@ def _parse_check_picks(gains: list[_Checked], limit: int) -> list[_Checked]:
     the lexicon carry more model-free support (up to ~2 against the tables' 1) and, with
     gains capped, would otherwise fill every slot ("I feel so angry" toward joy: ten swaps
     such as "so brave", none of the scale's "so delighted")."""
-    tables = [c for c in gains if c.rewrite.sources & TABLE_SOURCES][: limit // 2]
+    tables = [c for c in gains if c.rewrite.sources & (TABLE_SOURCES | IDIOM_SOURCES)]
+    tables = tables[: limit // 2]
     picked = {id(c) for c in tables}
     for c in gains:
         if len(picked) >= limit:
@@ -406,6 +410,7 @@ _PARSE_RULES = {
     "tags": tags_kept,
     "modifier": modifier_kept,
     "extension": extension_kept,
+    "word": word_kept,
 }
 
 

@@ -98,8 +98,9 @@ class Rewrite:
     fit_floor: float | None = None
     # How the re-parse is checked: "structure" (grammar.structure_kept), "tags"
     # (grammar.tags_kept, for swaps along the hand-made scales) or "modifier"
-    # (grammar.modifier_kept, for a degree word before an adjective or adverb) or
-    # "extension" (grammar.extension_kept, "Thanks" -> "Thanks so much").
+    # (grammar.modifier_kept, for a degree word before an adjective or adverb),
+    # "extension" (grammar.extension_kept, "Thanks" -> "Thanks so much") or "word"
+    # (grammar.word_kept, a set phrase's word or an interjection: "Tired of" -> "Sick of").
     parse_rule: str = "structure"
     # A stronger word of the same emotion from the hand-made scales (ranking._gains).
     intensifies: bool = False

@@ -158,7 +158,8 @@ FOOD_NOUNS = frozenset(
 )
 
 # Gradable adjectives that describe things, and the kinds of degree adverb they take:
-# pleasant (joy), nuisance (anger), risk (fear), eerie (fear), sad (sadness). Every one of
+# pleasant (joy), nuisance (anger), risk (fear), eerie (fear), sad and hopeless (sadness:
+# "hopelessly confusing", never "hopelessly loud"). Every one of
 # them takes a surprise adverb ("surprisingly quiet").
 PROPERTIES: dict[str, frozenset[str]] = {
     word: frozenset(kinds.split())
@@ -187,9 +188,9 @@ PROPERTIES: dict[str, frozenset[str]] = {
         "noisy": "nuisance",
         "loud": "nuisance",
         "expensive": "nuisance",
-        "complicated": "nuisance",
-        "confusing": "nuisance",
-        "vague": "nuisance",
+        "complicated": "nuisance hopeless",
+        "confusing": "nuisance hopeless",
+        "vague": "nuisance hopeless",
         "thin": "nuisance",
         "short": "nuisance",
         "busy": "nuisance",
@@ -197,7 +198,8 @@ PROPERTIES: dict[str, frozenset[str]] = {
         "dirty": "nuisance",
         "rude": "nuisance",
         "clumsy": "nuisance",
-        "unreliable": "nuisance",
+        "unreliable": "nuisance hopeless",
+        "outdated": "nuisance hopeless",
         "bland": "nuisance",
         "cold": "nuisance risk",
         "hot": "nuisance risk",
@@ -224,11 +226,12 @@ DEGREE_ADVERBS: dict[str, dict[str, tuple[str, ...]]] = {
     "surprise": {"*": ("surprisingly", "remarkably", "incredibly")},
     "anger": {"nuisance": ("frustratingly", "ridiculously", "annoyingly")},
     "fear": {"risk": ("dangerously", "alarmingly", "worryingly"), "eerie": ("eerily",)},
-    "sadness": {"sad": ("sadly", "painfully")},
+    "sadness": {"sad": ("sadly", "painfully"), "hopeless": ("hopelessly",)},
 }
-# Words already at the top of their scale, the emotions they can carry, and the degree
-# adverbs that strengthen them: extreme adjectives take "absolutely" or "utterly", never
-# "very" ("absolutely furious", "utterly heartbroken", "I feel absolutely awful").
+# Words already at the top of their scale (and a few others, at the end), the emotions they
+# can carry, and the degree adverbs that strengthen them: extreme adjectives take
+# "absolutely" or "utterly", never "very" ("absolutely furious", "utterly heartbroken",
+# "I feel absolutely awful").
 EXTREMES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     word: (frozenset(emotions.split()), tuple(adverbs.split()))
     for word, emotions, adverbs in (
@@ -265,6 +268,11 @@ EXTREMES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
         ("awful", "sadness anger fear", "absolutely"),
         ("terrible", "sadness anger fear", "absolutely"),
         ("horrible", "sadness anger fear", "absolutely"),
+        # Not extremes, but words with one fixed strengthener each: gratitude takes "truly"
+        # ("things you are truly grateful for"), an apology "so" ("I'm so sorry").
+        ("grateful", "joy", "truly"),
+        ("thankful", "joy", "truly"),
+        ("sorry", "sadness", "so truly"),
     )
 }
 # Comparatives of words that lean to an emotion, strengthened by "far" when the writer
@@ -360,3 +368,60 @@ def opinions_toward(target: str, original: Opinion, *, head_noun: str | None) ->
             continue
         out.append(o)
     return sorted(out, key=lambda o: (o.intensity, o.word))
+
+
+@dataclass(frozen=True, slots=True)
+class ToneVerb:
+    """A verb that carries an emotion, and the stronger verbs of the same emotion that can
+    take its place in the same tense ("fell 12%" -> "plunged 12%", "made me cry" -> "made me
+    sob", "I like how it looks" -> "I love how it looks")."""
+
+    lemma: str
+    emotion: str
+    stronger: tuple[str, ...]
+    # What the clause must have for the stronger verb to read right: "object" ("it scares
+    # me"; "I worry about it" has none, and "I terrify about it" is nonsense) or "measure"
+    # (an amount: "fell 12%", never "the vase plunged").
+    needs: str = ""
+
+
+TONE_VERBS: dict[str, ToneVerb] = {
+    v.lemma: v
+    for v in (
+        ToneVerb("like", "joy", ("love",), "object"),
+        ToneVerb("enjoy", "joy", ("love",), "object"),
+        ToneVerb("cry", "sadness", ("sob",)),
+        ToneVerb("fall", "sadness", ("plunge", "slump"), "measure"),
+        ToneVerb("drop", "sadness", ("plunge", "slump"), "measure"),
+        ToneVerb("dislike", "anger", ("hate",), "object"),
+        ToneVerb("annoy", "anger", ("infuriate",), "object"),
+        ToneVerb("irritate", "anger", ("infuriate",), "object"),
+        ToneVerb("bother", "anger", ("infuriate",), "object"),
+        ToneVerb("scare", "fear", ("terrify",), "object"),
+        ToneVerb("frighten", "fear", ("terrify",), "object"),
+        ToneVerb("worry", "fear", ("frighten", "terrify"), "object"),
+        ToneVerb("surprise", "surprise", ("amaze", "astonish"), "object"),
+    )
+}
+# Apology verbs and the adverb that makes them fuller: "We apologise for the confusion" ->
+# "We sincerely apologise for the confusion" (more sorrow; "deeply" reads as more formal).
+APOLOGY_ADVERBS: dict[str, tuple[str, ...]] = {
+    "apologise": ("sincerely", "deeply"),
+    "apologize": ("sincerely", "deeply"),
+}
+# Set phrases: a feeling word that takes a fixed complement, and the word of the target that
+# takes the same one. "Tired of paying" -> "Sick of paying" (anger); "sorry to say" -> "sad
+# to say" (sadness), only before verbs of telling or learning ("sorry to bother you" is
+# politeness, and "sad to bother you" nonsense).
+SET_PHRASES: dict[tuple[str, str], dict[str, str]] = {
+    ("tired", "of"): {"anger": "sick"},
+    ("sorry", "to"): {"sadness": "sad"},
+}
+TELLING_VERBS = frozenset({"say", "tell", "inform", "announce", "report", "hear", "learn", "see"})
+# Laughter that opens a chat message, and the interjection that carries the target in its
+# place ("lol that was the worst film" -> "ugh that was the worst film").
+LAUGHTER = frozenset({"lol", "haha", "hahaha", "lmao"})
+INTERJECTIONS: dict[str, str] = {"anger": "ugh", "surprise": "omg"}
+# For surprise in an exclamation about what happened to the writer: "I got the job!" -> "I
+# actually got the job!" ("unexpectedly" there reads as the manner of getting it).
+EXCLAIMED_SURPRISE = "actually"

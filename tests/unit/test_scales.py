@@ -171,3 +171,42 @@ def test_scale_swaps_are_not_crowded_out_by_lexicon_swaps(recommender: Recommend
     found = _rewrites(recommender, text, "joy")
     # The sentence that moves the text is edited, not the one already joyful.
     assert found and found[0].startswith("I am so happy today") and "angry" not in found[0]
+
+
+def test_the_writers_own_tone_words_are_strengthened_in_place(recommender: Recommender) -> None:
+    """idioms.py: tone verbs, apologies, set phrases, chat laughter, "actually"."""
+    texts = {
+        "set_phrase": ("Tired of paying for channels you never watch?", "anger"),
+        "sorry_to_say": ("We're sorry to say that the shop on King Street will close.", "sadness"),
+        "politeness": ("Sorry to bother you, but could you check my order?", "sadness"),
+        "laughter": ("lol that was the worst meal I've had all year", "anger"),
+        "measured_fall": ("Shares in the company fell 8% on Monday.", "sadness"),
+        "plain_fall": ("The vase fell off the shelf.", "sadness"),
+        "exclaimed": ("I got the promotion!", "surprise"),
+        "apology": ("We apologise for the delay to your order.", "sadness"),
+        "liking": ("I really like how the new app looks.", "joy"),
+        "offer": ("Would you like to join us for dinner?", "joy"),
+        "wish": ("Enjoy your meal!", "joy"),
+        "annoys": ("The noise from next door annoys me every night.", "anger"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    assert "Sick of paying for channels you never watch?" in found["set_phrase"]
+    assert "We're sad to say that the shop on King Street will close." in found["sorry_to_say"]
+    # "sorry to bother you" is politeness: "sad to bother you" is nonsense.
+    assert not any(r.lower().startswith("sad to") for r in found["politeness"])
+    assert "ugh that was the worst meal I've had all year" in found["laughter"]
+    assert "Shares in the company slumped 8% on Monday." in found["measured_fall"]
+    # Without an amount, "plunged" or "slumped" would say something else happened.
+    assert not any("plunged" in r or "slumped" in r for r in found["plain_fall"])
+    assert "I actually got the promotion!" in found["exclaimed"]
+    assert any(
+        r in found["apology"]
+        for r in (
+            "We sincerely apologise for the delay to your order.",
+            "We deeply apologise for the delay to your order.",
+        )
+    )
+    assert "I really love how the new app looks." in found["liking"]
+    # An offer and a wish are not likings: "Would you love to", "Love your meal!".
+    assert not any("love" in r.lower() for r in found["offer"] + found["wish"])
+    assert "The noise from next door infuriates me every night." in found["annoys"]
