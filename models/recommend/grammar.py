@@ -218,6 +218,19 @@ def _same_tag(a: str, b: str) -> bool:
     return _NOUN_CASE.get(a, a) == _NOUN_CASE.get(b, b)
 
 
+# A predicative complement read as a noun or an adjective is the same grammar: the small
+# model tags "light" NN in "I like how light this backpack is" and JJ after "I love how".
+_COMPLEMENT_WOBBLE = frozenset({"NN", "JJ"})
+
+
+def _same_reading(before: Any, after: Any) -> bool:
+    if before.dep_ != after.dep_:
+        return False
+    if before.dep_ == "acomp" and {before.tag_, after.tag_} <= _COMPLEMENT_WOBBLE:
+        return True
+    return _same_tag(before.tag_, after.tag_)
+
+
 def structure_kept(before: Any, after: Any, edit: Edit) -> bool:
     """Rule 2 of the module docstring: `after` is the parse of `edit` applied to `before`."""
     old = _span_tokens(before, edit.start, edit.end)
@@ -238,7 +251,7 @@ def structure_kept(before: Any, after: Any, edit: Edit) -> bool:
         if token.i in old_set or _in_web_token(before, token):
             continue  # an @mention or URL has no grammar: its parse wobbles with anything
         twin = after[mapped(token.i)]
-        if not _same_tag(twin.tag_, token.tag_) or twin.dep_ != token.dep_:
+        if not _same_reading(token, twin):
             return False
         if token.head.i in old_set:
             if twin.head.i not in new_set:

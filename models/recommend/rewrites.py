@@ -28,6 +28,7 @@ from models.recommend.candidates import generate
 from models.recommend.grammar import TAG_TO_UPOS, Edit, editable
 from models.recommend.inflection import Slot
 from models.recommend.resources import Resources
+from models.recommend.scales import OPINION_BY_WORD, PROPERTIES
 
 # Sentence adverbs that carry each emotion, most neutral in register first.
 SENTENCE_ADVERBS: dict[str, tuple[str, ...]] = {
@@ -533,12 +534,39 @@ _FEELINGS = frozenset(
 )
 
 
+# Emoji that say how the writer feels about what they wrote; the model may miss them.
+_SOUR_EMOJI = frozenset("🙄😒😡😠😤😞😢😭😩😫🤬👎😔😟😕💀")
+_GLAD_EMOJI = frozenset("😂🤣😊😄😁😃😀🥳🎉😍🥰👍🙌✨💕😆")
+# Harm to people: an irritation adverb there trivialises it ("Three people were annoyingly
+# injured", held-out reading, session 8). Not to things: "My phone annoyingly died".
+_HARM_VERBS = frozenset(
+    {"injure", "kill", "hurt", "die", "wound", "harm", "murder", "drown", "stab", "shoot"}
+)
+_HARM_NOUNS = frozenset({"death", "injury", "victim", "casualty", "fatality"})
+
+
+def reports_harm(resources: Resources, doc: Any) -> bool:
+    return any(
+        t.lemma_.lower() in _HARM_NOUNS
+        or (
+            t.tag_.startswith("VB")
+            and t.lemma_.lower() in _HARM_VERBS
+            and holder_is_sentient(resources, t) is not False
+        )
+        for t in doc
+    )
+
+
 def _contradicts(ctx: RewriteContext, k: int) -> bool:
-    """The model reads the sentence the other way ("Sadly, ... should finally open")."""
+    """The model reads the sentence the other way ("Sadly, ... should finally open"), or the
+    writer's emoji do ("Happily, we're out again 🙄")."""
     direction = _ADVERB_VALENCE[ctx.target]
     segments = ctx.score.segments
     if direction == 0 or k >= len(segments):
         return False
+    emoji = set(ctx.docs[k].text) if k < len(ctx.docs) else set()
+    if emoji & (_SOUR_EMOJI if direction > 0 else _GLAD_EMOJI):
+        return True
     probabilities = segments[k].sentiment.probabilities
     lean = probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0)
     return direction * lean < -0.3
@@ -557,6 +585,8 @@ _SPEAKERS_OWN = frozenset(
 
 def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
     if not _declarative(doc) or _carries_affect(ctx, doc) or _contradicts(ctx, k):
+        return False
+    if ctx.target == "anger" and reports_harm(ctx.resources, doc):
         return False
     root = next(t for t in doc if t.dep_ == "ROOT")
     if root.lemma_.lower() in _SPEAKERS_OWN and any(
@@ -585,6 +615,8 @@ def _verb_adverbs(ctx: RewriteContext) -> list[Rewrite]:
     out: list[Rewrite] = []
     for k, doc in enumerate(ctx.docs):
         if doc.text.rstrip().endswith("?") or _carries_affect(ctx, doc) or _contradicts(ctx, k):
+            continue
+        if ctx.target == "anger" and reports_harm(ctx.resources, doc):
             continue
         verb = _stance_clause(ctx, doc)
         if verb is None:
@@ -685,6 +717,26 @@ def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
         doc = ctx.docs[k]
         if not _fits_an_adverb(ctx, doc, k):
             continue
+        contrast = _contrast(ctx, doc)
+        if contrast is not None:
+            # "X, but Y" where X leans away from the target: the stance is about Y. Opening
+            # the sentence it would be about X ("Annoyingly, the coffee was decent, but
+            # ...", graded weak twice); after "but" it reads right ("..., but annoyingly
+            # the muffin was dry"). Not for surprise, which has no direction.
+            if _ADVERB_VALENCE[ctx.target] != 0:
+                out.extend(
+                    Rewrite(
+                        k,
+                        doc,
+                        Edit(contrast.idx, contrast.idx + len(contrast.text), f"but {adverb}"),
+                        ctx.occlusion.segments[k][0],
+                        "phrase",
+                        {"verb_adverb"},
+                        inserts=True,
+                    )
+                    for adverb in VERB_ADVERBS[ctx.target]
+                )
+            continue
         first = doc[0]
         opening = first.text
         keep_case = (
@@ -708,6 +760,35 @@ def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
                 )
             )
     return out
+
+
+def _contrast(ctx: RewriteContext, doc: Any) -> Any | None:
+    """The "but" that joins a main clause leaning away from the target (by VADER: "The
+    coffee was decent" for anger) to a second clause with its own subject."""
+    root = next((t for t in doc if t.dep_ == "ROOT"), None)
+    if root is None:
+        return None
+    but = next((c for c in root.children if c.dep_ == "cc" and c.lower_ == "but"), None)
+    if but is None:
+        return None
+    clause = next((c for c in root.children if c.dep_ == "conj" and c.i > but.i), None)
+    if clause is None or not any(c.dep_ in ("nsubj", "nsubjpass") for c in clause.lefts):
+        return None
+    lean = sum(_polarity(ctx.resources, t.lower_) for t in doc if t.i < but.i)
+    return but if lean * _ADVERB_VALENCE[ctx.target] < 0 else None
+
+
+def _polarity(resources: Resources, word: str) -> float:
+    """VADER's rating, or the sign of an opinion or property on the hand-made scales
+    ("decent" +1, "slow" -1)."""
+    rating = resources.vader.get(word)
+    if rating is not None:
+        return float(rating)
+    opinion = OPINION_BY_WORD.get(word)
+    if opinion is not None:
+        return float(opinion.polarity)
+    kinds = PROPERTIES.get(word, frozenset())
+    return float(("pleasant" in kinds) - ("nuisance" in kinds))
 
 
 def _declarative(doc: Any) -> bool:

@@ -346,7 +346,10 @@ def feelings_toward(target: str, original: Feeling, *, intensify: bool) -> list[
     if intensify:
         pool = [f for f in offered if f.intensity > original.intensity]
     else:
-        pool = [f for f in offered if f.intensity >= 2]
+        # Across emotions at most one step stronger: "kinda nervous about meeting his
+        # parents" -> "heartbroken about" read as nonsense (held-out reading, session 8).
+        ceiling = max(original.intensity + 1, 2)
+        pool = [f for f in offered if 2 <= f.intensity <= ceiling]
     return sorted(pool, key=lambda f: (abs(f.intensity - max(original.intensity, 2)), f.word))
 
 

@@ -210,3 +210,32 @@ def test_the_writers_own_tone_words_are_strengthened_in_place(recommender: Recom
     # An offer and a wish are not likings: "Would you love to", "Love your meal!".
     assert not any("love" in r.lower() for r in found["offer"] + found["wish"])
     assert "The noise from next door infuriates me every night." in found["annoys"]
+
+
+def test_stance_adverbs_read_the_clause_they_land_on(recommender: Recommender) -> None:
+    """Rules from the first held-out reading (session 8): the clause after "but", harm to
+    people, the writer's emoji, and feelings swapped across emotions."""
+    texts = {
+        "concession": ("The coffee was decent, but the muffin was dry.", "anger"),
+        "complaint_first": ("The charger is a bit slow, but it works with every phone.", "joy"),
+        "harm": ("Three people were injured when a truck struck a bus shelter.", "anger"),
+        "thing_died": ("My phone died halfway through the call with the bank.", "anger"),
+        "eye_roll": ("we're out of milk again 🙄", "joy"),
+        "nervous": ("tbh i'm kinda nervous about meeting his parents this weekend", "sadness"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    # The stance goes with the complaint, not with the concession before "but".
+    assert any(r.startswith("The coffee was decent, but ") for r in found["concession"])
+    assert not any(r.startswith(("Annoyingly", "Frustratingly")) for r in found["concession"])
+    assert any(", but fortunately it" in r or ", but thankfully it" in r
+               for r in found["complaint_first"])  # fmt: skip
+    assert not any(r.startswith(("Happily", "Thankfully")) for r in found["complaint_first"])
+    # Irritation never trivialises harm to people; a phone dying is fair game.
+    assert not any("nnoyingly" in r or "rustratingly" in r for r in found["harm"])
+    assert any("nnoyingly" in r or "rustratingly" in r for r in found["thing_died"])
+    # The eye-roll says the writer is not glad, whatever the model reads.
+    assert not any(
+        w in r.lower() for r in found["eye_roll"] for w in ("happily", "fortunately", "thankf")
+    )
+    # Across emotions a feeling moves at most one step stronger: "upset", not "heartbroken".
+    assert not any("heartbroken" in r or "devastated" in r for r in found["nervous"])
