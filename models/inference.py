@@ -29,6 +29,7 @@ the model did not train on; see models/training/calibrate.py) the emotion label 
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -106,7 +107,10 @@ def _rstrip_end(text: str, start: int, end: int) -> int:
 
 
 class TransformerScorer(Scorer):
-    """Scores texts with a `SentimentEmotionModel`; one call at a time (the caller ensures)."""
+    """Scores texts with a `SentimentEmotionModel`. `score` may run in two threads at once
+    (the stream's main and express lanes): the tokenizer is locked, the segment cache locks
+    itself, and the network (torch without grad, or an ONNX Runtime session) is safe to
+    call concurrently."""
 
     def __init__(
         self,
@@ -130,6 +134,11 @@ class TransformerScorer(Scorer):
         # models/onnx_backend.py). Recommendations always use `model` (they need its states).
         self.network = network if network is not None else model
         self.tokenizer = tokenizer
+        # Held around every call of the tokenizer, here and in models/recommend: a fast
+        # tokenizer called with other truncation settings from another thread (the event
+        # loop splits long documents; the express lane scores beside the main one) fails
+        # with "Already borrowed".
+        self.tokenizer_lock = threading.Lock()
         self.manifest = manifest
         self.device = device
         self.none_threshold = manifest.none_threshold
@@ -173,9 +182,10 @@ class TransformerScorer(Scorer):
 
     def segments(self, text: str) -> list[Segment]:
         """The text's segments in order (one empty segment for a text with no tokens)."""
-        encoding = self.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
+        with self.tokenizer_lock:
+            encoding = self.tokenizer(
+                text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
         ids: list[int] = encoding["input_ids"]
         offsets: list[tuple[int, int]] = encoding["offset_mapping"]
         sentences = split_sentences(text)

@@ -18,6 +18,15 @@ Without that limit a burst that made a long document overdue queued every typed 
 behind all of its remaining pieces: each sentence then waited past the limit itself and the
 whole queue became FIFO, which gave sentences the same ~1 s p99 as documents at 70% load.
 `order="arrival"` is plain FIFO.
+
+The express lane (`express_tokens` > 0): a model call cannot be interrupted, so on the CPU a
+typed sentence that arrives while a 2048-token call runs waits for all of it (about 1.2 s on
+a slow 2-core host). A second model call may then run beside the main one, taking only
+events of at most `express_tokens` that the caller marked `express` (the pipeline: events
+that want no suggestions or attributions). Order holds across the two lanes: a key taken
+by one lane is not a candidate for the other until its batch is `finish`ed (scored and its
+records sent), so one document's events still leave in arrival order; within a lane,
+batches are scored one after another.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
@@ -62,11 +71,12 @@ class BatchPolicy:
     order: Literal["shortest", "arrival"] = "shortest"
     max_bypass_s: float = 1.0
     max_overdue_streak: int = 1  # 0: overdue items always go first
+    express_tokens: int = 0  # 0: no express lane
 
     def __post_init__(self) -> None:
         if self.max_events < 1 or self.max_tokens < 1 or self.max_wait_s < 0:
             raise ValueError(f"invalid batch policy {self}")
-        if self.max_overdue_streak < 0:
+        if self.max_overdue_streak < 0 or self.express_tokens < 0:
             raise ValueError(f"invalid batch policy {self}")
         if self.order not in ("shortest", "arrival") or self.max_bypass_s < 0:
             raise ValueError(f"invalid batch policy {self}")
@@ -92,11 +102,23 @@ def split_tokens(settings: Settings, device: str) -> int:
     return DEFAULT_SPLIT_TOKENS["cuda" if device.startswith("cuda") else "cpu"]
 
 
+# Events up to this many (estimated) tokens may use the express lane when
+# `batch_express_tokens` is unset: a sentence or two on the CPU; a GPU's calls take
+# milliseconds, so it needs none.
+DEFAULT_EXPRESS_TOKENS = {"cpu": 64, "cuda": 0}
+
+
 def batch_policy(settings: Settings, device: str) -> BatchPolicy:
     """The worker's policy for a model on `device` ("cpu", "cuda" or "cuda:N")."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
     max_tokens = settings.batch_max_tokens
     if max_tokens is None:
-        max_tokens = DEFAULT_MAX_TOKENS["cuda" if device.startswith("cuda") else "cpu"]
+        max_tokens = DEFAULT_MAX_TOKENS[kind]
+    express_tokens = settings.batch_express_tokens
+    if express_tokens is None:
+        express_tokens = DEFAULT_EXPRESS_TOKENS[kind]
+    if settings.batch_order == "arrival":
+        express_tokens = 0  # first in, first out: nothing overtakes
     return BatchPolicy(
         max_events=settings.batch_max_events,
         max_tokens=max_tokens,
@@ -105,6 +127,7 @@ def batch_policy(settings: Settings, device: str) -> BatchPolicy:
         order=settings.batch_order,
         max_bypass_s=settings.batch_max_bypass_s,
         max_overdue_streak=settings.batch_max_overdue_streak,
+        express_tokens=express_tokens,
     )
 
 
@@ -113,6 +136,8 @@ class Batch(Generic[Item]):
     items: list[Item]
     tokens: int
     opened_at: float
+    keys: list[Hashable] = field(default_factory=list)  # whose order it holds (finish)
+    express: bool = False  # taken by the express lane
 
 
 class BatchAccumulator(Generic[Item]):
@@ -186,6 +211,7 @@ class _Waiting(Generic[Item]):
     arrived: float
     seq: int
     alone: bool  # a model call to itself
+    express: bool  # may go to the express lane
 
 
 class WaitingRoom(Generic[Item]):
@@ -206,19 +232,31 @@ class WaitingRoom(Generic[Item]):
         self._tokens = 0
         self._oldest: float | None = None
         self._overdue_streak = 0  # calls in a row that served overdue items first
+        # Keys of batches taken and not finished: the lane (express or not) and how many.
+        self._in_flight: dict[Hashable, tuple[bool, int]] = {}
 
     def __len__(self) -> int:
         return self._count
 
-    def add(self, item: Item, tokens: int, key: Hashable = None, *, alone: bool = False) -> None:
+    def add(
+        self,
+        item: Item,
+        tokens: int,
+        key: Hashable = None,
+        *,
+        alone: bool = False,
+        express: bool = False,
+    ) -> None:
         """Queue `item`; items with the same non-None `key` keep their order. An item added
         `alone` gets a batch to itself (a piece of a long document: short events then never
-        wait for more than one piece, and never share its call)."""
+        wait for more than one piece, and never share its call). An item added `express`
+        may go to the express lane if it is short enough (module docstring)."""
         seq = next(self._seq)
         now = self._clock()
         queue_key = key if key is not None else ("unkeyed", seq)
+        express = express and not alone and 0 < tokens <= self.policy.express_tokens
         self._queues.setdefault(queue_key, deque()).append(
-            _Waiting(item, tokens, queue_key, now, seq, alone)
+            _Waiting(item, tokens, queue_key, now, seq, alone, express)
         )
         self._count += 1
         self._tokens += tokens
@@ -231,8 +269,29 @@ class WaitingRoom(Generic[Item]):
             return None
         return self._oldest + self.policy.max_wait_s
 
+    def _candidate(self, key: Hashable, *, express: bool) -> bool:
+        """May the head of `key`'s queue go to this lane now?"""
+        lane = self._in_flight.get(key)
+        if lane is not None and lane[0] != express:
+            return False  # its previous batch is still being scored in the other lane
+        return not express or self._queues[key][0].express
+
+    def ready(self, *, express: bool) -> bool:
+        """Is any waiting item a candidate for this lane?"""
+        return any(self._candidate(key, express=express) for key in self._queues)
+
+    def finish(self, keys: list[Hashable]) -> None:
+        """The batch that held `keys` is scored and its records sent: their next items may
+        go to either lane."""
+        for key in keys:
+            lane, count = self._in_flight[key]
+            if count > 1:
+                self._in_flight[key] = (lane, count - 1)
+            else:
+                del self._in_flight[key]
+
     def should_flush(self, *, model_idle: bool) -> bool:
-        if not self._count:
+        if not self._count or not self.ready(express=False):
             return False
         if model_idle and self.policy.flush_when_idle:
             return True
@@ -263,29 +322,36 @@ class WaitingRoom(Generic[Item]):
         self._overdue_streak += 1
         return True
 
-    def take(self) -> Batch[Item]:
-        """The next batch, by the policy's order and caps (empty when nothing waits)."""
+    def take(self, *, express: bool = False) -> Batch[Item]:
+        """The next batch for the main lane (or the express lane), by the policy's order and
+        caps (empty when nothing is a candidate). Its keys are in flight until `finish`."""
         now = self._clock()
         acc: BatchAccumulator[Item] = BatchAccumulator(self.policy, clock=lambda: now)
-        overdue_first = self._overdue_first(now)
+        # The express lane takes only short items, cheapest first; overdue rules are the
+        # main lane's (it takes whatever is overdue, short or not).
+        overdue_first = False if express else self._overdue_first(now)
         heads = [
             (self._priority(queue[0], now, overdue_first=overdue_first), queue[0].seq, key)
             for key, queue in self._queues.items()
+            if self._candidate(key, express=express)
         ]
+        keys: list[Hashable] = []
         heapq.heapify(heads)
         opened_at = now
         while heads:
             _, _, key = heads[0]
             queue = self._queues[key]
             waiting = queue[0]
-            if waiting.alone and len(acc):
-                heapq.heappop(heads)  # waits for a call of its own
+            if (waiting.alone and len(acc)) or (express and not waiting.express):
+                heapq.heappop(heads)  # waits for a call of its own, or for the main lane
                 continue
             if not acc.fits(waiting.tokens):
                 break  # the best candidate does not fit: the batch is as full as it gets
             heapq.heappop(heads)
             queue.popleft()
             acc.add(waiting.item, waiting.tokens)
+            if not keys or keys[-1] != key:
+                keys.append(key)
             opened_at = min(opened_at, waiting.arrived)
             self._count -= 1
             self._tokens -= waiting.tokens
@@ -299,6 +365,10 @@ class WaitingRoom(Generic[Item]):
         self._oldest = min((q[0].arrived for q in self._queues.values()), default=None)
         batch = acc.drain()
         batch.opened_at = opened_at
+        batch.keys = list(dict.fromkeys(keys))
+        batch.express = express
+        for key in batch.keys:
+            self._in_flight[key] = (express, self._in_flight.get(key, (express, 0))[1] + 1)
         return batch
 
 
@@ -323,15 +393,33 @@ class MicroBatcher(Generic[Item]):
         """Items accepted and not yet released (queued or being scored)."""
         return self._pending
 
+    @property
+    def express(self) -> bool:
+        """Does the policy have an express lane?"""
+        return self.policy.express_tokens > 0
+
     async def put(
-        self, item: Item, tokens: int, key: Hashable = None, *, alone: bool = False
+        self,
+        item: Item,
+        tokens: int,
+        key: Hashable = None,
+        *,
+        alone: bool = False,
+        express: bool = False,
     ) -> None:
         """Queue `item` (waits while too many are pending). Items with the same `key` are
-        batched in the order they were put; see `WaitingRoom.add` for `alone`."""
+        batched in the order they were put; see `WaitingRoom.add` for `alone` and
+        `express`."""
         async with self._changed:
             await self._changed.wait_for(lambda: self._pending < self._max_pending)
             self._pending += 1
-            self._room.add(item, tokens, key, alone=alone)
+            self._room.add(item, tokens, key, alone=alone, express=express)
+            self._changed.notify_all()
+
+    async def finish(self, batch: Batch[Item]) -> None:
+        """The lane is done with `batch` (scored, records sent): its keys are free."""
+        async with self._changed:
+            self._room.finish(batch.keys)
             self._changed.notify_all()
 
     async def release(self, count: int) -> None:
@@ -345,19 +433,35 @@ class MicroBatcher(Generic[Item]):
             self._closed = True
             self._changed.notify_all()
 
+    async def next_batch_express(self) -> Batch[Item] | None:
+        """Wait for the express lane's next batch (it is idle when this is called): as soon
+        as a short item is a candidate. Returns None once closed (the main lane drains the
+        rest)."""
+        async with self._changed:
+            while True:
+                if self._room.ready(express=True):
+                    return self._room.take(express=True)
+                if self._closed:
+                    return None
+                await self._changed.wait()
+
     async def next_batch(self) -> Batch[Item] | None:
         """Wait for the next batch the policy lets go (the model is idle when this is
         called). Returns None once closed and empty."""
         async with self._changed:
             while True:
-                if self._room.should_flush(model_idle=True) or (self._closed and len(self._room)):
+                ready = self._room.ready(express=False)
+                if self._room.should_flush(model_idle=True) or (self._closed and ready):
                     return self._room.take()
-                if self._closed:
+                if self._closed and not len(self._room):
                     return None
+                if not ready:  # all that waits is behind the express lane's batch
+                    await self._changed.wait()
+                    continue
                 deadline = self._room.deadline()
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     await asyncio.wait_for(self._changed.wait(), timeout)
                 except TimeoutError:
-                    if len(self._room):
+                    if self._room.ready(express=False):
                         return self._room.take()

@@ -12,7 +12,10 @@ every `commit_interval_s` and on a clean stop. A crash replays everything after 
 commit: consumers dedupe on `event_id`.
 
 Order: the batcher may let a short event overtake a long one of another document, but one
-document's events are published in the order they were consumed (stream/batching.py).
+document's events are published in the order they were consumed (stream/batching.py). On
+the CPU a second lane (the express lane) scores short events that want no suggestions or
+attributions in a model call beside the main one; a document whose batch is in one lane
+waits for it before its next event may go to the other.
 A long document (over `batch_split_tokens`; by default on the CPU only) is scored in
 pieces, each alone in a model call, with other events admitted between them; its scored
 event is built from the pieces' scores (`Scorer.combine`, the same score as in one call) and
@@ -22,6 +25,7 @@ wanted are never split: those need the whole text in one job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -182,13 +186,23 @@ class ScoringPipeline:
         )
         spans = self._pieces(received)
         if not spans:
-            await self.batcher.put(received, received.tokens, key=event.doc_id)
+            await self.batcher.put(
+                received, received.tokens, key=event.doc_id, express=self._express_ok(event)
+            )
             return
         received = replace(received, split=Split(spans))
         for index, (start, end) in enumerate(spans):
             text = event.text[start:end]
             piece = Piece(received, index, text)
             await self.batcher.put(piece, estimate_tokens(text), key=event.doc_id, alone=True)
+
+    def _express_ok(self, event: EditorEvent) -> bool:
+        """May the event go to the express lane? Not when the recommendation step has work
+        for it: that step runs in one thread at a time."""
+        if self.scorer.step is None:
+            return True
+        extras = self.settings.suggestions == "all" or self.settings.attribution
+        return not extras and event.target_emotion is None
 
     def _pieces(self, received: Received) -> list[tuple[int, int]]:
         """Spans to score the event in, one model call each; [] to score it whole."""
@@ -213,12 +227,24 @@ class ScoringPipeline:
         worker, and whatever was not acknowledged is redelivered after a restart.
         """
         try:
-            while (batch := await self.batcher.next_batch()) is not None:
-                await self.process(batch)
+            lanes = [asyncio.ensure_future(self._lane(express=False))]
+            if self.batcher.express:
+                lanes.append(asyncio.ensure_future(self._lane(express=True)))
+            try:
+                await asyncio.gather(*lanes)
+            finally:
+                for lane in lanes:  # one lane failed: the other stops too
+                    lane.cancel()
             await self.delivery.wait_all()
         except Exception as exc:
             await self._on_fatal(exc)
             raise
+
+    async def _lane(self, *, express: bool) -> None:
+        take = self.batcher.next_batch_express if express else self.batcher.next_batch
+        while (batch := await take()) is not None:
+            await self.process(batch)
+            await self.batcher.finish(batch)
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -229,6 +255,7 @@ class ScoringPipeline:
         results = await self.scorer.score(
             [item.text if isinstance(item, Piece) else item.event.text for item in items],
             [None if isinstance(item, Piece) else item.event.target_emotion for item in items],
+            express=batch.express,
         )
         inference_s = time.monotonic() - started_mono
         self.metrics.inference_duration.observe(inference_s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +40,10 @@ class ScoredText:
 
 
 class BatchScorer:
-    """Runs `Scorer.score` in one dedicated thread: the GIL is released inside torch, so
-    fetching, heartbeats and publishing go on while the model works."""
+    """Runs `Scorer.score` in a dedicated thread (the GIL is released inside the network, so
+    fetching, heartbeats and publishing go on while the model works), and the express
+    lane's calls in a second one (stream/batching.py): those want no recommendation step,
+    which runs in one thread at a time (its resources read shared files)."""
 
     def __init__(
         self,
@@ -53,25 +56,36 @@ class BatchScorer:
         self.step = step  # runs after scoring in the same job (suggestions, attributions)
         self.step_duration = step_duration  # observed for batches the step added to
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="valence-model")
+        # Started on first use only: a worker without an express lane never has the thread.
+        self._express_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="valence-express"
+        )
+        self._step_lock = threading.Lock()
         self._max_consecutive_failures = max_consecutive_failures
         self._consecutive_failures = 0
 
     async def score(
-        self, texts: Sequence[str], targets: Sequence[str | None] | None = None
+        self,
+        texts: Sequence[str],
+        targets: Sequence[str | None] | None = None,
+        *,
+        express: bool = False,
     ) -> list[ScoredText | Exception]:
         """One result per text: its scores (and extras), or the exception scoring it alone
-        raised. `targets` are the events' target emotions (None: no suggestions asked)."""
+        raised. `targets` are the events' target emotions (None: no suggestions asked);
+        `express` runs the call in the express lane's thread."""
         wanted: list[str | None] = list(targets) if targets is not None else [None] * len(texts)
+        executor = self._express_executor if express else self._executor
         loop = asyncio.get_running_loop()
         try:
             results: list[ScoredText | Exception] = list(
-                await loop.run_in_executor(self._executor, self._job, list(texts), wanted)
+                await loop.run_in_executor(executor, self._job, list(texts), wanted)
             )
         except ModelError:
             raise
         except Exception as exc:
             log.warning("model call failed on a batch of %d: %r; isolating", len(texts), exc)
-            results = await self._score_one_by_one(texts)
+            results = await self._score_one_by_one(texts, executor)
         self._account(results)
         return results
 
@@ -83,19 +97,22 @@ class BatchScorer:
         if self.step is not None:
             started = time.monotonic()
             try:
-                extras = self.step(texts, list(scores), targets)
+                with self._step_lock:
+                    extras = self.step(texts, list(scores), targets)
                 if self.step_duration is not None and any(extras):
                     self.step_duration.observe(time.monotonic() - started)
             except Exception:
                 log.exception("recommendation step failed on a batch of %d", len(texts))
         return [ScoredText(score, extra) for score, extra in zip(scores, extras, strict=True)]
 
-    async def _score_one_by_one(self, texts: Sequence[str]) -> list[ScoredText | Exception]:
+    async def _score_one_by_one(
+        self, texts: Sequence[str], executor: ThreadPoolExecutor
+    ) -> list[ScoredText | Exception]:
         loop = asyncio.get_running_loop()
         results: list[ScoredText | Exception] = []
         for text in texts:
             try:
-                scores = await loop.run_in_executor(self._executor, self.scorer.score, [text])
+                scores = await loop.run_in_executor(executor, self.scorer.score, [text])
                 results.append(ScoredText(scores[0]))
             except Exception as exc:
                 results.append(exc)
@@ -114,3 +131,4 @@ class BatchScorer:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._express_executor.shutdown(wait=True)

@@ -23,6 +23,7 @@ move with the emotion heads' training; no masked-LM head is needed. A random tes
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,9 +56,18 @@ class Fit:
 class ContextFit:
     """Scores pairs in batches; call from the model thread only (it runs the encoder)."""
 
-    def __init__(self, encoder: Any, tokenizer: Any, device: torch.device, max_rows: int = 64):
+    def __init__(
+        self,
+        encoder: Any,
+        tokenizer: Any,
+        device: torch.device,
+        max_rows: int = 64,
+        tokenizer_lock: Any = None,
+    ):
         self.encoder = encoder
         self.tokenizer = tokenizer
+        # The scorer's lock when the tokenizer is its own (models/inference.py says why).
+        self.tokenizer_lock = tokenizer_lock if tokenizer_lock is not None else threading.Lock()
         self.device = device
         self.max_rows = max_rows
         self.rows = 0  # encoder rows run, for cost accounting
@@ -81,13 +91,14 @@ class ContextFit:
                 source, local_files_only=True, attn_implementation="eager"
             ).float()
             encoder = encoder.eval().to(scorer.device)
-        return cls(encoder, scorer.tokenizer, scorer.device)
+        return cls(encoder, scorer.tokenizer, scorer.device, tokenizer_lock=scorer.tokenizer_lock)
 
     def _encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
-        out = self.tokenizer(
-            list(texts), add_special_tokens=True, truncation=True, max_length=256,
-            return_offsets_mapping=True,
-        )  # fmt: skip
+        with self.tokenizer_lock:
+            out = self.tokenizer(
+                list(texts), add_special_tokens=True, truncation=True, max_length=256,
+                return_offsets_mapping=True,
+            )  # fmt: skip
         return list(out["input_ids"]), [list(map(tuple, o)) for o in out["offset_mapping"]]
 
     def _states(self, inputs: list[list[int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -35,6 +35,7 @@ class ModelAccess:
             raise TypeError("suggestions need a TransformerScorer (its network and tokenizer)")
         self.scorer = scorer
         self.tokenizer = scorer.tokenizer
+        self.tokenizer_lock = scorer.tokenizer_lock
         self.model = scorer.model
         self.device = scorer.device
         self.emotion_labels = scorer.emotion_labels
@@ -49,9 +50,10 @@ class ModelAccess:
         """Token ids with special tokens, cut to the scorer's segment length."""
         if not texts:
             return []
-        out = self.tokenizer(
-            list(texts), add_special_tokens=True, truncation=True, max_length=self.max_length
-        )
+        with self.tokenizer_lock:
+            out = self.tokenizer(
+                list(texts), add_special_tokens=True, truncation=True, max_length=self.max_length
+            )
         return list(out["input_ids"])
 
     def forward(self, texts: Sequence[str]) -> Forward:

@@ -9,6 +9,7 @@ it (`runner.watched`) and is repeated once when that changed.
 Configurations (`--preset scheduling`, the default; `--preset token-cap` compares the CPU
 token cap per model call, 2048 against 1024 and 512, with everything else at its default;
 `--preset overdue-streak` compares how many calls in a row overdue events may take;
+`--preset express` runs the express lane off and on;
 `--preset default` runs the default worker twice, to see where its tail comes from):
 - `fifo-torch-fp32`: arrival order, documents in one call, torch fp32 (the worker before
   issue 14);
@@ -58,6 +59,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # The default worker twice: where its tail latency comes from (see `stages_ms`).
     "default": {"default": {}},
+    # The express lane (short events in a second model call beside the main one) off and
+    # at its CPU default, everything else at its default.
+    "express": {
+        "express-off": {"batch_express_tokens": 0},
+        "express-64": {"batch_express_tokens": 64},
+        "express-160": {"batch_express_tokens": 160},
+    },
     # The CPU token cap per model call, with the default scheduling and backend.
     "token-cap": {
         "cap-2048": {"batch_max_tokens": 2048},

@@ -264,3 +264,35 @@ def test_under_bursty_load_the_streak_limit_keeps_sentences_out_of_the_overdue_q
     assert unlimited["sentence_p99"] > 500  # sentences queue behind overdue pieces
     assert limited["sentence_p99"] < 400
     assert limited["all_p99"] < 2 * unlimited["all_p99"]  # documents are delayed, not starved
+
+
+def test_the_express_lane_takes_short_items_and_never_a_documents_next_one_early() -> None:
+    policy = BatchPolicy(max_wait_s=0.0, express_tokens=64)
+    room: WaitingRoom[str] = WaitingRoom(policy)
+    room.add("page-a", 600, key="a", express=True)  # too long for the lane
+    room.add("typed-b", 12, key="b", express=True)
+    room.add("typed-c", 12, key="c")  # wants suggestions: not marked express
+    assert room.ready(express=True)
+    express = room.take(express=True)
+    assert express.items == ["typed-b"] and express.express
+    assert not room.ready(express=True)  # a page and an unmarked sentence are the main lane's
+    main = room.take()
+    assert main.items == ["typed-c", "page-a"]
+    # A document's batch in the main lane keeps its next event out of the express lane.
+    room = WaitingRoom(policy)
+    room.add("first-a", 20, key="a", express=True)
+    first = room.take()  # the main lane takes it
+    room.add("second-a", 10, key="a", express=True)
+    assert not room.ready(express=True)
+    room.finish(first.keys)
+    assert room.take(express=True).items == ["second-a"]
+
+
+def test_the_express_lane_is_off_for_arrival_order_and_on_a_gpu() -> None:
+    from stream.batching import batch_policy
+    from stream.config import Settings
+
+    assert batch_policy(Settings(), "cpu").express_tokens == 64
+    assert batch_policy(Settings(), "cuda:0").express_tokens == 0
+    assert batch_policy(Settings(batch_order="arrival"), "cpu").express_tokens == 0
+    assert batch_policy(Settings(batch_express_tokens=0), "cpu").express_tokens == 0

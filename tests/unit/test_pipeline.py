@@ -288,6 +288,54 @@ def test_short_event_overtakes_another_documents_long_one_but_not_its_own() -> N
     assert acked == [0, 1, 2, 3]
 
 
+def test_a_typed_sentence_is_scored_beside_a_held_call_and_documents_keep_order() -> None:
+    """The express lane: while the main lane's call is held, another document's sentence is
+    scored and published; the held document's next event waits for it; acks stay in
+    offset order."""
+
+    async def scenario() -> tuple[list[str], list[int], list[int], GatedScorer, list[str]]:
+        scorer = GatedScorer()
+        sink = FakeSink()
+        acked: list[int] = []
+        settings = Settings(batch_max_wait_s=0.0, batch_express_tokens=64)
+
+        async def on_fatal(exc: BaseException) -> None:
+            raise AssertionError(exc)
+
+        metrics = ValenceMetrics.create(CollectorRegistry())
+        pipeline = ScoringPipeline(settings, BatchScorer(scorer), sink, metrics, on_fatal)
+        runner = asyncio.ensure_future(pipeline.run())
+        raws = [
+            doc_event("held", "z", "The main lane holds this one."),  # call 1, held
+            doc_event("typed", "b", "Great news!"),  # express, beside it
+            doc_event("same-doc", "z", "Fine."),  # waits for its document's call
+        ]
+        for offset, raw in enumerate(raws):
+
+            async def ack(offset: int = offset) -> None:
+                acked.append(offset)
+
+            await pipeline.submit(raw, Source("in", 0, offset, None, None, ack))
+            await asyncio.sleep(0.05)
+        while not sink.records:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        published_while_held = [orjson.loads(v)["event_id"] for _, _, v in sink.records]
+        acked_while_held = list(acked)
+        scorer.gate.set()
+        await pipeline.close()
+        await asyncio.wait_for(runner, 10)
+        published = [orjson.loads(value)["event_id"] for _, _, value in sink.records]
+        return published_while_held, acked_while_held, acked, scorer, published
+
+    held, acked_early, acked, scorer, published = asyncio.run(scenario())
+    assert held == ["typed"]  # out while the main lane's call was still running
+    assert scorer.batches[1] == ["Great news!"]
+    assert published.index("held") < published.index("same-doc")  # one document, in order
+    assert acked_early == []  # offset 1 is delivered, but offset 0 is not: faust sees nothing
+    assert acked == [0, 1, 2]
+
+
 def test_arrival_order_publishes_first_in_first_out() -> None:
     long_text = "The committee reviewed every proposal in detail. " * 40
 
@@ -359,7 +407,13 @@ def test_a_long_document_is_scored_in_pieces_with_short_events_between(tmp_path:
         scorer = SteppedScorer(inner)
         sink = FakeSink()
         acked: list[int] = []
-        settings = Settings(batch_split_tokens=64, batch_max_wait_s=0.0, suggestions="off")
+        # One lane: the test steps the main lane's calls (the express lane has its own test).
+        settings = Settings(
+            batch_split_tokens=64,
+            batch_max_wait_s=0.0,
+            suggestions="off",
+            batch_express_tokens=0,
+        )
 
         async def on_fatal(exc: BaseException) -> None:
             raise AssertionError(exc)
