@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from models.recommend.grammar import Edit, editable
+from models.recommend.inflection import match_case
 from models.recommend.rewrites import (
     REPORTING,
     Rewrite,
@@ -106,6 +107,7 @@ def degree_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                 or not editable(doc, token)
                 or negated(token)
                 or _measured(token)
+                or not _has_subject(token)
             ):
                 continue
             start = _replaceable_degree_start(doc, token)
@@ -335,7 +337,7 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
         Rewrite(
             k,
             doc,
-            Edit(start, end, f.word),
+            Edit(start, end, match_case(doc.text[start:end].split()[0], f.word)),
             offset,
             kind,
             {"feeling_scale"},
@@ -413,7 +415,7 @@ def _opinion_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
         Rewrite(
             k,
             doc,
-            Edit(token.idx, end, o.word),
+            Edit(token.idx, end, match_case(token.text, o.word)),
             offset,
             "word",
             {"opinion_scale"},
@@ -491,9 +493,22 @@ def _replaceable_degree_start(doc: Any, token: Any) -> int | None:
     return None
 
 
+def _has_subject(token: Any) -> bool:
+    """The property is said of something named: "the soup was cold", not "I'm so tired of
+    being cold" ("being annoyingly cold" read as nonsense, held-out reading)."""
+    verb = token.head if token.dep_ in ("acomp", "oprd") else token
+    return token.dep_ == "conj" or any(c.dep_ in _SUBJECTS for c in verb.children)
+
+
 def _measured(token: Any) -> bool:
-    """A property given a measure ("two days late", "paper thin", "ten metres deep")."""
-    return any(c.dep_ in ("npadvmod", "nummod") for c in token.lefts)
+    """A property given a measure ("two days late", "paper thin", "ten metres deep"); a
+    hedge the small model reads the same way ("a little slow") is no measure."""
+    doc = token.doc
+    return any(
+        c.dep_ in ("npadvmod", "nummod")
+        and doc[c.left_edge.i : c.right_edge.i + 1].text.lower() not in REPLACEABLE_DEGREE
+        for c in token.lefts
+    )
 
 
 def _described_noun(token: Any) -> str | None:

@@ -538,16 +538,21 @@ _FEELINGS = frozenset(
 _SOUR_EMOJI = frozenset("🙄😒😡😠😤😞😢😭😩😫🤬👎😔😟😕💀")
 _GLAD_EMOJI = frozenset("😂🤣😊😄😁😃😀🥳🎉😍🥰👍🙌✨💕😆")
 # Harm to people: an irritation adverb there trivialises it ("Three people were annoyingly
-# injured", held-out reading, session 8). Not to things: "My phone annoyingly died".
+# injured", "300 workers will be laid off": held-out readings, session 8). Not to things:
+# "My phone annoyingly died".
 _HARM_VERBS = frozenset(
     {"injure", "kill", "hurt", "die", "wound", "harm", "murder", "drown", "stab", "shoot"}
 )
-_HARM_NOUNS = frozenset({"death", "injury", "victim", "casualty", "fatality"})
+_HARM_NOUNS = frozenset(
+    {"death", "injury", "victim", "casualty", "fatality", "layoff", "redundancy"}
+)
 
 
 def reports_harm(resources: Resources, doc: Any) -> bool:
     return any(
         t.lemma_.lower() in _HARM_NOUNS
+        or t.lemma_.lower() == "evict"
+        or (t.lemma_.lower() == "lay" and any(c.lower_ == "off" for c in t.children))
         or (
             t.tag_.startswith("VB")
             and t.lemma_.lower() in _HARM_VERBS
@@ -572,6 +577,9 @@ def _contradicts(ctx: RewriteContext, k: int) -> bool:
     return direction * lean < -0.3
 
 
+_NO_ADVERB_AFTER = frozenset(
+    {"to", "do", "does", "did", "can", "could", "may", "might", "must", "should", "got", "get"}
+)
 _PERCEIVING = frozenset({"expect", "spot", "see", "notice", "hear", "show"})
 REPORTING = frozenset({"say", "warn", "announce", "report", "tell", "claim", "explain", "ask"})
 
@@ -676,9 +684,11 @@ def _mid_position(ctx: RewriteContext, doc: Any, root: Any) -> tuple[Any, bool] 
     if auxes:
         if auxes[-1].i != root.i - 1:
             return None
-        # After the first auxiliary: "will sadly be closed", "was unexpectedly moved".
+        # After the first auxiliary: "will sadly be closed", "was unexpectedly moved"; not
+        # after a modal of ability or possibility ("can alarmingly restart a car battery",
+        # held-out reading), nor after "got" ("got sadly moved", read as stilted twice).
         first = min(auxes, key=lambda t: t.i)
-        if first.lower_ in ("to", "do", "does", "did") or first.i + 1 >= len(doc):
+        if first.lower_ in _NO_ADVERB_AFTER or first.i + 1 >= len(doc):
             return None
         after = doc[first.i + 1]
         if after.dep_ not in ("aux", "auxpass") and after.i != root.i:
@@ -728,7 +738,11 @@ def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
                     Rewrite(
                         k,
                         doc,
-                        Edit(contrast.idx, contrast.idx + len(contrast.text), f"but {adverb}"),
+                        Edit(
+                            contrast.idx,
+                            contrast.idx + len(contrast.text),
+                            f"{contrast.text} {adverb}",
+                        ),
                         ctx.occlusion.segments[k][0],
                         "phrase",
                         {"verb_adverb"},
@@ -739,8 +753,8 @@ def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
             continue
         first = doc[0]
         opening = first.text
-        keep_case = (
-            first.tag_ in ("NNP", "NNPS")
+        keep_case = first.tag_ != "DT" and (  # "the Riverside Library", not "The"
+            (first.tag_ in ("NNP", "NNPS") and not _capitalised_common_noun(doc))
             or first.text == "I"
             or first.ent_type_ in _NAME_ENTITIES
             or (len(first.text) > 1 and first.text.isupper())
@@ -762,13 +776,26 @@ def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
     return out
 
 
+def _capitalised_common_noun(doc: Any) -> bool:
+    """ "City council voted": the small model tags an opening capital NNP; followed by a
+    lower-case common noun and outside any entity, it is a common noun ("city council")."""
+    first = doc[0]
+    if first.ent_type_ or len(doc) < 2:
+        return False
+    nxt = doc[1]
+    return nxt.tag_ in ("NN", "NNS") and nxt.text.islower()
+
+
+_JOINS = frozenset({"but", "and", "yet"})
+
+
 def _contrast(ctx: RewriteContext, doc: Any) -> Any | None:
-    """The "but" that joins a main clause leaning away from the target (by VADER: "The
-    coffee was decent" for anger) to a second clause with its own subject."""
+    """The "but" (or "and") that joins a main clause leaning away from the target (by
+    VADER: "The coffee was decent" for anger) to a second clause with its own subject."""
     root = next((t for t in doc if t.dep_ == "ROOT"), None)
     if root is None:
         return None
-    but = next((c for c in root.children if c.dep_ == "cc" and c.lower_ == "but"), None)
+    but = next((c for c in root.children if c.dep_ == "cc" and c.lower_ in _JOINS), None)
     if but is None:
         return None
     clause = next((c for c in root.children if c.dep_ == "conj" and c.i > but.i), None)

@@ -239,3 +239,31 @@ def test_stance_adverbs_read_the_clause_they_land_on(recommender: Recommender) -
     )
     # Across emotions a feeling moves at most one step stronger: "upset", not "heartbroken".
     assert not any("heartbroken" in r or "devastated" in r for r in found["nervous"])
+
+
+def test_rules_from_the_second_held_out_reading(recommender: Recommender) -> None:
+    texts = {
+        "common_noun": ("City council voted to raise bus fares by 25 cents.", "anger"),
+        "article": ("The Riverside Library will close on June 30.", "sadness"),
+        "ability": ("This jump starter can restart a car battery 20 times.", "fear"),
+        "got": ("fyi the concert got moved to next friday", "sadness"),
+        "hedged_property": ("The pasta was okay and the service was a little slow.", "anger"),
+        "layoffs": ("The factory announced that 300 workers will be laid off.", "anger"),
+        "feeling_cold": ("I'm so tired of being cold.", "anger"),
+        "opening_capital": ("Good news: we found your missing package!", "surprise"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    # An opening common noun is lower-cased after the adverb; an article always is.
+    assert not any(", City council" in r for r in found["common_noun"])
+    assert not any(", The Riverside" in r for r in found["article"])
+    # No stance adverb after a modal of ability, nor after "got".
+    assert not any(" can alarmingly" in r or " can worryingly" in r for r in found["ability"])
+    assert not any("got sadly" in r or "got unfortunately" in r for r in found["got"])
+    # "a little" is a hedge, not a measure: the degree adverb replaces it.
+    assert "The pasta was okay and the service was annoyingly slow." in found["hedged_property"]
+    assert not any(r.startswith("Annoyingly, the pasta") for r in found["hedged_property"])
+    assert not any("nnoyingly" in r or "rustratingly" in r for r in found["layoffs"])
+    # "being cold" is how someone feels, not a property of a thing.
+    assert not any("ly cold" in r for r in found["feeling_cold"])
+    # A swapped opening word keeps its capital.
+    assert all(r[:1].isupper() for r in found["opening_capital"])
