@@ -6,8 +6,10 @@
 # wrote it (README, "Performance").
 #
 # Backends: the GPU runs torch (VALENCE_BACKEND=torch; ONNX Runtime here is the CPU build, so
-# backend=onnx is refused on CUDA). Long documents are not split on a GPU
-# (batch_split_tokens unset = 0 there); shortest-first batching (batch_order) applies.
+# backend=onnx is refused on CUDA). Long documents are not split on a GPU (batch_split_tokens
+# unset = 0 there), nor does the express lane run (a second model call for short events,
+# stream/batching.py; batch_express_tokens unset = 0 there); shortest-first batching
+# (batch_order) applies.
 #
 #   deploy/gpu/gpu_check.sh                    # everything, defaults below
 #   WORKERS="4 8" ROUNDS=1 deploy/gpu/gpu_check.sh

@@ -108,6 +108,7 @@ def degree_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                 or negated(token)
                 or _measured(token)
                 or not _has_subject(token)
+                or any(c.lower_ == "enough" for c in token.rights)  # "beautifully clean enough"
             ):
                 continue
             start = _replaceable_degree_start(doc, token)
@@ -328,8 +329,11 @@ def _feeling_swaps(ctx: RewriteContext, k: int, doc: Any, offset: int, token: An
         return []  # "I'm afraid we can't ..." is politeness, not fear
     if reported(token):
         return []  # "Residents say they are frustrated": what they said is a fact
-    if complement == "to" and ctx.target == "surprise" and not _finding_out(token):
-        return []  # "We're amazed to tell you": surprise at one's own act reads oddly
+    if complement == "to" and not intensify and not _finding_out(token):
+        # Another feeling before an infinitive reads right only about finding out ("happy
+        # to see" -> "sad to see"): "We're amazed to tell you", "I'm scared to use it" ->
+        # "angry to use it" (held-out reading) are nonsense.
+        return []
     pool = [
         f for f in pool if complement in f.complements and (f.attributive or token.dep_ != "amod")
     ]

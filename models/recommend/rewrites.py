@@ -610,6 +610,12 @@ def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
             subject is not None and subject.lower_ in ("i", "we")
         ):
             return False
+    if ctx.target == "joy":
+        # "Happily, I've escalated your ticket", "Happily, I finally finished the marathon":
+        # relief about one's own act reads stilted (independent readers, rounds 6 and 8).
+        root = next(t for t in doc if t.dep_ == "ROOT")
+        if any(c.dep_ == "nsubj" and c.lower_ in ("i", "we") for c in root.children):
+            return False
     return True
 
 
@@ -666,8 +672,10 @@ def _stance_clause(ctx: RewriteContext, doc: Any) -> Any | None:
     subject = next((c for c in verb.children if c.dep_ in ("nsubj", "nsubjpass", "expl")), None)
     if subject is None:
         return None
-    if ctx.target == "surprise" and subject.lower_ in ("i", "we"):
-        return None  # surprise is about the event, not the writer's own plans
+    if ctx.target in ("surprise", "joy") and subject.lower_ in ("i", "we"):
+        # Surprise is about the event, not the writer's own plans; relief about one's own
+        # act reads oddly ("I've thankfully escalated your ticket", held-out reading).
+        return None
     if negated(verb) or verb.lemma_.lower() in REPORTING | _PERCEIVING:
         return None  # "is alarmingly expected", "was fortunately spotted"
     if affective(ctx.resources, verb.lower_, "VERB") or _describes_feeling(
@@ -679,11 +687,25 @@ def _stance_clause(ctx: RewriteContext, doc: Any) -> Any | None:
 
 def _mid_position(ctx: RewriteContext, doc: Any, root: Any) -> tuple[Any, bool] | None:
     """Where a mid-position adverb goes: (token, whether it goes after the token rather
-    than before it), or None where no place reads well."""
+    than before it), or None where no place reads well.
+
+    Read on three held-out sets by independent readers (session 8), mid-position adverbs
+    were mostly weak: only sadness after an auxiliary or copula ("will sadly be
+    discontinued", "is sadly no longer available"), surprise in a passive ("was
+    unexpectedly moved") and irritation before a bare verb ("The app annoyingly crashes")
+    read well; joy and fear there ("has fortunately been processed", "will worryingly
+    test") and irritation after an auxiliary ("have annoyingly risen", "is annoyingly the
+    third time") did not. Those get the sentence-initial place or nothing."""
+    if ctx.target in ("joy", "fear"):
+        return None
     auxes = [c for c in root.children if c.dep_ in ("aux", "auxpass") and c.i < root.i]
     if auxes:
-        if auxes[-1].i != root.i - 1:
+        if auxes[-1].i != root.i - 1 or ctx.target == "anger":
             return None
+        if ctx.target == "surprise" and not any(c.dep_ == "auxpass" for c in auxes):
+            return None  # "they're unexpectedly giving us friday off" reads stiff
+        if root.tag_ == "VBG":
+            return None  # "work is sadly running late"
         # After the first auxiliary: "will sadly be closed", "was unexpectedly moved"; not
         # after a modal of ability or possibility ("can alarmingly restart a car battery",
         # held-out reading), nor after "got" ("got sadly moved", read as stilted twice).
@@ -698,6 +720,8 @@ def _mid_position(ctx: RewriteContext, doc: Any, root: Any) -> tuple[Any, bool] 
     if subject is None or subject.right_edge.i != root.i - 1 or root.i + 1 >= len(doc):
         return None  # something between the subject and the verb already
     if root.lemma_ == "be":
+        if ctx.target != "sadness":
+            return None  # "This is annoyingly the third time", "I'm annoyingly stuck"
         # After a copula: "is sadly no longer available" (not before: "sadly is"), but not
         # before a degree word ("is annoyingly a bit slow").
         nxt = doc[root.i + 1]

@@ -267,3 +267,35 @@ def test_rules_from_the_second_held_out_reading(recommender: Recommender) -> Non
     assert not any("ly cold" in r for r in found["feeling_cold"])
     # A swapped opening word keeps its capital.
     assert all(r[:1].isupper() for r in found["opening_capital"])
+
+
+def test_rules_from_the_third_held_out_reading(recommender: Recommender) -> None:
+    texts = {
+        "enough": ("The hotel room was fine, clean enough, and the staff were polite.", "joy"),
+        "infinitive": ("The motor smells like burning plastic, and I'm scared to use it.", "anger"),
+        "own_act": ("I've escalated your ticket to our senior team.", "joy"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    assert not any("ly clean enough" in r for r in found["enough"])
+    # Another feeling before an infinitive only about finding out: not "angry to use it".
+    assert not any(" to use it" in r and "scared" not in r for r in found["infinitive"])
+    # Relief about the writer's own act reads stilted, in mid-position or opening.
+    assert not any(
+        "thankfully" in r.lower() or "happily" in r.lower() or "fortunately" in r.lower()
+        for r in found["own_act"]
+    )
+
+
+def test_mid_position_adverbs_only_where_readers_kept_them(recommender: Recommender) -> None:
+    texts = {
+        "joy": ("Your order has shipped and should arrive on Friday.", "joy"),
+        "anger_after_aux": ("Egg prices have risen 30% since January.", "anger"),
+        "anger_bare_verb": ("The app crashes every time I open the camera.", "anger"),
+        "sadness": ("Our office will be closed over the Easter weekend.", "sadness"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    assert not any("has fortunately" in r or "has thankfully" in r for r in found["joy"])
+    assert not any("have annoyingly" in r or "have frustratingly" in r
+                   for r in found["anger_after_aux"])  # fmt: skip
+    assert "The app annoyingly crashes every time I open the camera." in found["anger_bare_verb"]
+    assert "Our office will sadly be closed over the Easter weekend." in found["sadness"]
