@@ -388,14 +388,17 @@ class Recommender:
         )
 
 
+# The sources of rewrites from the hand-made tables (scales.py, via modifiers and idioms).
+_HAND_MADE = TABLE_SOURCES | IDIOM_SOURCES
+
+
 def _parse_check_picks(gains: list[_Checked], limit: int) -> list[_Checked]:
     """The rewrites parsed again, best `_prelim` first: up to half of them from the
     hand-made tables (modifiers.TABLE_SOURCES), the rest whatever gains most. Word swaps from
     the lexicon carry more model-free support (up to ~2 against the tables' 1) and, with
     gains capped, would otherwise fill every slot ("I feel so angry" toward joy: ten swaps
     such as "so brave", none of the scale's "so delighted")."""
-    tables = [c for c in gains if c.rewrite.sources & (TABLE_SOURCES | IDIOM_SOURCES)]
-    tables = tables[: limit // 2]
+    tables = [c for c in gains if c.rewrite.sources & _HAND_MADE][: limit // 2]
     picked = {id(c) for c in tables}
     for c in gains:
         if len(picked) >= limit:

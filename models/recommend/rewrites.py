@@ -597,24 +597,18 @@ def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
     if ctx.target == "anger" and reports_harm(ctx.resources, doc):
         return False
     root = next(t for t in doc if t.dep_ == "ROOT")
-    if root.lemma_.lower() in _SPEAKERS_OWN and any(
-        c.dep_ == "nsubj" and c.lower_ in ("i", "we") for c in root.children
-    ):
+    by_writer = any(c.dep_ == "nsubj" and c.lower_ in ("i", "we") for c in root.children)
+    # "Happily, I've escalated your ticket", "Happily, I finally finished the marathon":
+    # relief about one's own act reads stilted (independent readers, rounds 6 and 8).
+    if by_writer and (root.lemma_.lower() in _SPEAKERS_OWN or ctx.target == "joy"):
         return False
     if ctx.target == "surprise":
         # "Unexpectedly, I start on Monday" / "Unexpectedly, astronomers say": surprise is
         # about the event, not the writer's own plans or someone's report of it.
-        root = next(t for t in doc if t.dep_ == "ROOT")
         subject = next((c for c in root.children if c.dep_.startswith("nsubj")), None)
         if root.lemma_.lower() in REPORTING or (
             subject is not None and subject.lower_ in ("i", "we")
         ):
-            return False
-    if ctx.target == "joy":
-        # "Happily, I've escalated your ticket", "Happily, I finally finished the marathon":
-        # relief about one's own act reads stilted (independent readers, rounds 6 and 8).
-        root = next(t for t in doc if t.dep_ == "ROOT")
-        if any(c.dep_ == "nsubj" and c.lower_ in ("i", "we") for c in root.children):
             return False
     return True
 
