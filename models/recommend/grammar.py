@@ -193,6 +193,24 @@ def word_kept(before: Any, after: Any, edit: Edit) -> bool:
     return _outside_tags_kept(before, after, old, 0)
 
 
+def opener_kept(before: Any, after: Any, edit: Edit) -> bool:
+    """The rule for an interjection and its comma put before a chat message's first word
+    ("ugh, who left the fridge door open again?"). The small model knows few chat
+    interjections (it reads "ugh" as a proper noun and the question as a clause hanging from
+    it), so the relations around the new word say nothing; what must hold is that the
+    message itself reads the same: the first word and every token after it keep their
+    fine-grained tags (an @mention's or URL's tag wobbles with anything and is not checked)."""
+    old = _span_tokens(before, edit.start, edit.end)
+    new = _span_tokens(after, edit.start, edit.start + len(edit.replacement))
+    if len(old) != 1 or len(new) != 3 or len(after) != len(before) + 2:
+        return False
+    first = old[0]
+    return all(
+        _in_web_token(before, t) or _same_tag(t.tag_, after[t.i if t.i < first else t.i + 2].tag_)
+        for t in before
+    )
+
+
 # What may be added around a formula or a superlative: "so much", "by far".
 _ADDED_TAGS = frozenset({"RB", "JJ", "IN"})
 

@@ -11,13 +11,16 @@ The tables are in scales.py; each rewrite changes words the writer chose, in pla
 - laughter that opens a chat message for an interjection of the target: "lol that was the
   worst film" -> "ugh that was the worst film" (anger);
 - surprise in an exclamation about what happened to the writer: "I got the job!" -> "I
-  actually got the job!".
+  actually got the job!";
+- an interjection of the target opening a chat message that has none: "who left the fridge
+  door open again?" -> "ugh, who left the fridge door open again?" (anger).
 
 Like every proposal these are candidates only (ranking.py rescores, re-parses and fits them).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from models.recommend.grammar import Edit, editable
@@ -26,16 +29,23 @@ from models.recommend.modifiers import SCALE_FIT_FLOOR, reported
 from models.recommend.rewrites import Rewrite, RewriteContext, current_emotion, negated
 from models.recommend.scales import (
     APOLOGY_ADVERBS,
+    ASIDES,
+    CHAT_MARKERS,
+    CHAT_OPENERS,
     EXCLAIMED_SURPRISE,
     INTERJECTIONS,
     LAUGHTER,
+    OPENING_INTERJECTIONS,
     SET_PHRASES,
+    SPEECH_ACT_OPENINGS,
     TELLING_VERBS,
     TONE_VERBS,
 )
 
 # The sources of the rewrites made here (ranking.py counts them with the scales' tables).
-IDIOM_SOURCES = frozenset({"tone_verb", "apology", "set_phrase", "interjection", "exclamation"})
+IDIOM_SOURCES = frozenset(
+    {"tone_verb", "apology", "set_phrase", "interjection", "exclamation", "chat_opener"}
+)
 _SUBJECTS = frozenset({"nsubj", "nsubjpass"})
 # "Would you like to join us?" is an offer, not a liking: "Would you love to" is wrong.
 _POLITE_MODALS = frozenset({"would", "could", "should", "'d", "might"})
@@ -116,7 +126,82 @@ def idiom_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                         intensifies=more_of_the_same,
                     )
                 )
+    out.extend(_chat_openers(ctx))
     return out
+
+
+def _chat_openers(ctx: RewriteContext) -> list[Rewrite]:
+    """The target's interjection before the first word of a chat message (after any
+    @mentions) that opens with no interjection, greeting or request, and whose tone the
+    interjection does not contradict. Never for more of the same feeling or on an aside."""
+    if not ctx.docs or not _chat_message(ctx.text, ctx.docs[0]):
+        return []
+    if current_emotion(ctx) == ctx.target:
+        # "yay, just got the job!!! 🎉🎉" adds little to a message that already says it
+        # (read as weak three times, blind, session 9).
+        return []
+    if any(t.lower_ in ASIDES for t in ctx.docs[0]):
+        return []  # "omg, the meeting got moved to 3pm btw": an aside is not news
+    doc = ctx.docs[0]
+    words = [t for t in doc if not t.is_space and not t.is_punct]
+    first = next((t for t in words if not t.text.startswith("@")), None)
+    if first is None or first.i + 2 >= len(doc) or not first.is_alpha:
+        return []
+    opening = first.lower_
+    if opening in OPENING_INTERJECTIONS or opening in LAUGHTER or first.pos_ == "INTJ":
+        return []
+    if opening in SPEECH_ACT_OPENINGS or (first.tag_ == "VB" and first.dep_ == "ROOT"):
+        return []  # "yay, check out the pics", "wow, thanks for the help"
+    if doc.text.rstrip().endswith("?") and any(
+        t.dep_ == "nsubj" and t.lower_ in ("you", "u") for t in doc
+    ):
+        return []  # a question to the reader asks for news: "omg, did u hear back yet?"
+    if not _opener_agrees(ctx):
+        return []
+    capital = first.text[:1].isupper()
+    word = first.text
+    if capital and first.text != "I" and first.tag_ not in ("NNP", "NNPS"):
+        word = word[:1].lower() + word[1:]
+    out = []
+    for opener in CHAT_OPENERS.get(ctx.target, ()):
+        said = opener.capitalize() if capital else opener
+        out.append(
+            Rewrite(
+                0,
+                doc,
+                Edit(first.idx, first.idx + len(first.text), f"{said}, {word}"),
+                ctx.occlusion.segments[0][0],
+                "phrase",
+                {"chat_opener"},
+                1.0,
+                inserts=True,
+                parse_rule="opener",
+            )
+        )
+    return out
+
+
+def _chat_message(text: str, doc: Any) -> bool:
+    """A text message rather than edited prose: it opens in lower case, or has emoji or chat
+    spellings ("lol", "tbh", "u")."""
+    if any(ord(c) >= 0x2190 and unicodedata.category(c) == "So" for c in text):
+        return True
+    if any(t.lower_ in CHAT_MARKERS for t in doc):
+        return True
+    first = next((t for t in doc if t.is_alpha), None)
+    return first is not None and first.i == 0 and first.text[:1].islower()
+
+
+def _opener_agrees(ctx: RewriteContext) -> bool:
+    """The message's own tone, by the model, does not run against the interjection: "yay"
+    only on good news, "ugh", "eek" or "sigh" not on good news; "wow" or "omg" on any."""
+    probabilities = ctx.score.sentiment.probabilities
+    lean = probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0)
+    if ctx.target == "joy":
+        return lean > 0.3
+    if ctx.target == "surprise":
+        return True
+    return lean < 0.3
 
 
 def _swap(token: Any, word: str) -> Edit:

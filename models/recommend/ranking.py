@@ -44,6 +44,7 @@ from models.recommend.grammar import (
     Grammar,
     extension_kept,
     modifier_kept,
+    opener_kept,
     structure_kept,
     tags_kept,
     word_kept,
@@ -349,12 +350,13 @@ class Recommender:
             out.setdefault(c.plan.index, []).append(suggestion)
         for suggestions in out.values():
             # More of the same from the writer's own words ("completely useless") comes before
-            # a stance adverb that only restates the emotion ("Annoyingly, ... useless");
+            # a stance adverb or chat interjection that only restates the emotion
+            # ("Annoyingly, ... useless", "eek, I'm really nervous");
             # otherwise the score decides.
             demote = any(id(s) in stronger for s in suggestions)
             suggestions.sort(
                 key=lambda s: (
-                    demote and s.kind == "sentence_adverb",
+                    demote and (s.kind == "sentence_adverb" or "chat_opener" in s.sources),
                     -s.score,
                     s.start,
                     s.replacement,
@@ -414,6 +416,7 @@ _PARSE_RULES = {
     "modifier": modifier_kept,
     "extension": extension_kept,
     "word": word_kept,
+    "opener": opener_kept,
 }
 
 

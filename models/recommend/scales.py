@@ -425,6 +425,132 @@ TELLING_VERBS = frozenset({"say", "tell", "inform", "announce", "report", "hear"
 # place ("lol that was the worst film" -> "ugh that was the worst film").
 LAUGHTER = frozenset({"lol", "haha", "hahaha", "lmao"})
 INTERJECTIONS: dict[str, str] = {"anger": "ugh", "surprise": "omg"}
+# Interjections that open a chat message with the target's feeling, where it has none yet:
+# "ugh, who left the fridge door open again?" (anger), "eek, heading to the dentist, wish me
+# luck" (fear). Chat writers put their tone there; an editor's sentence adverb reads stiff
+# in a text message. Several per target: the model and the context fit choose.
+CHAT_OPENERS: dict[str, tuple[str, ...]] = {
+    "joy": ("yay",),
+    "surprise": ("wow", "omg"),
+    "anger": ("ugh",),
+    "fear": ("eek", "yikes"),
+    "sadness": ("sigh",),
+}
+# A message that already opens with one of these has its tone word (or greets).
+OPENING_INTERJECTIONS = frozenset(
+    {
+        "omg",
+        "wow",
+        "ugh",
+        "yay",
+        "eek",
+        "yikes",
+        "sigh",
+        "aw",
+        "aww",
+        "oh",
+        "ah",
+        "hey",
+        "hi",
+        "hello",
+        "wait",
+        "ok",
+        "okay",
+        "whoa",
+        "woah",
+        "damn",
+        "dang",
+        "ooh",
+        "oops",
+        "yes",
+        "yeah",
+        "yep",
+        "no",
+        "nope",
+        "nooo",
+        "hmm",
+        "um",
+        "uh",
+        "argh",
+        "omfg",
+        "lol",
+        "haha",
+        "hahaha",
+        "lmao",
+        "welp",
+        "meh",
+        "dear",
+        "god",
+        "gosh",
+        "phew",
+        "yo",
+        "so",
+        "well",
+    }
+)
+# Words and spellings that mark a text message rather than edited prose.
+CHAT_MARKERS = frozenset(
+    {
+        "lol",
+        "omg",
+        "tbh",
+        "btw",
+        "idk",
+        "imo",
+        "ngl",
+        "u",
+        "ur",
+        "gonna",
+        "wanna",
+        "kinda",
+        "pls",
+        "plz",
+        "thx",
+        "lmao",
+        "rn",
+        "tho",
+        "ya",
+        "bc",
+        "cuz",
+        "gotta",
+        "mins",
+    }
+)
+# Words that mark a message as an aside, which takes no interjection.
+ASIDES = frozenset({"btw", "fyi"})
+# Openings of speech acts that take no feeling interjection: "wow, thanks for the help"
+# or "yay, happy birthday" restate the act, and a request ("can u grab milk") is not news.
+SPEECH_ACT_OPENINGS = frozenset(
+    {
+        "thanks",
+        "thank",
+        "thx",
+        "happy",
+        "congrats",
+        "congratulations",
+        "sorry",
+        "please",
+        "pls",
+        "plz",
+        "hope",
+        "good",
+        "merry",
+        "welcome",
+        "can",
+        "could",
+        "would",
+        "will",
+        "are",
+        "do",
+        "shall",
+        "should",
+        "let",
+        "lets",
+        "let's",
+        "wanna",
+        "want",
+    }
+)
 # For surprise in an exclamation about what happened to the writer: "I got the job!" -> "I
 # actually got the job!" ("unexpectedly" there reads as the manner of getting it).
 EXCLAIMED_SURPRISE = "actually"

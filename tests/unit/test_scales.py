@@ -299,3 +299,34 @@ def test_mid_position_adverbs_only_where_readers_kept_them(recommender: Recommen
                    for r in found["anger_after_aux"])  # fmt: skip
     assert "The app annoyingly crashes every time I open the camera." in found["anger_bare_verb"]
     assert "Our office will sadly be closed over the Easter weekend." in found["sadness"]
+
+
+def test_chat_openers_and_rules_from_the_fourth_reading(recommender: Recommender) -> None:
+    texts = {
+        "chat": ("who ate the last slice of cake?", "anger"),
+        "request": ("can u pick up the kids at 5?", "anger"),
+        "question_to_reader": ("did u book the table yet?", "surprise"),
+        "aside": ("the gym is closed tomorrow btw", "surprise"),
+        "same_feeling": ("just got promoted!! 🎉", "joy"),
+        "prose": ("Who ate the last slice of cake in the staff kitchen?", "anger"),
+        "thing_secure": ("Lock the door to keep the house secure.", "fear"),
+        "own_product": ("Our new backpack has a padded laptop sleeve.", "joy"),
+        "own_life": ("My flight leaves at 6am tomorrow.", "fear"),
+        "people": ("Commuters faced long delays after a signal failure.", "anger"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    # An interjection opens a chat message with the target's feeling ...
+    assert "ugh, who ate the last slice of cake?" in found["chat"]
+    # ... but not a request, a question to the reader, an aside, a message that already
+    # says the feeling, or edited prose.
+    openers = ("ugh", "yay", "wow", "omg", "eek", "yikes", "sigh")
+    for key in ("request", "question_to_reader", "aside", "same_feeling", "prose"):
+        assert not any(r.lower().startswith(openers) for r in found[key]), (key, found[key])
+    # A feeling word said of a thing describes the thing: no "keep the house insecure".
+    assert not any("insecure" in r for r in found["thing_secure"])
+    # No seller's delight in its own product, no observer's worry about the writer's life.
+    assert not any(r.startswith("Happily") for r in found["own_product"])
+    assert not any(r.startswith("Worryingly") for r in found["own_life"])
+    # Commuters are people: no irritation adverb as the manner of what they did.
+    assert not any("Commuters frustratingly" in r or "Commuters annoyingly" in r
+                   for r in found["people"])  # fmt: skip
