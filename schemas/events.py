@@ -92,7 +92,9 @@ class Suggestion(_Contract):
     target: Emotion
     kind: Literal["word", "phrase", "sentence_adverb"] = Field(
         description="word: one word swapped; phrase: a modifier dropped, added or changed "
-        "with its word; sentence_adverb: an adverb carrying the target opens the sentence."
+        "with its word, or words added beside one (a mid-position adverb, an interjection "
+        "opening a chat message, the writer's feeling after the sentence's last word); "
+        "sentence_adverb: an adverb carrying the target opens the sentence."
     )
     delta: float = Field(ge=-1.0, le=1.0, description="Predicted change of P(target), whole text.")
     probability: Probability = Field(description="Predicted P(target) after the rewrite.")

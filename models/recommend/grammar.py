@@ -211,6 +211,27 @@ def opener_kept(before: Any, after: Any, edit: Edit) -> bool:
     )
 
 
+def clause_kept(before: Any, after: Any, edit: Edit) -> bool:
+    """The rule for a clause added after a sentence's last word ("My exam results come out
+    on 15 August, and I'm nervous"): every token up to the edited word keeps its tag,
+    relation and head, and the punctuation after it keeps its tags."""
+    old = _span_tokens(before, edit.start, edit.end)
+    if len(old) != 1:
+        return False
+    last = old[0]
+    added = len(after) - len(before)
+    if added <= 0:
+        return False
+    for token in before:
+        twin = after[token.i if token.i <= last else token.i + added]
+        if not _same_tag(token.tag_, twin.tag_):
+            return False
+        moved = twin.dep_ != token.dep_ or twin.head.i != token.head.i
+        if token.i <= last and moved and not _in_web_token(before, token):
+            return False
+    return True
+
+
 # What may be added around a formula or a superlative: "so much", "by far".
 _ADDED_TAGS = frozenset({"RB", "JJ", "IN"})
 

@@ -26,13 +26,22 @@ from typing import Any
 from models.recommend.grammar import Edit, editable
 from models.recommend.inflection import inflect_as, match_case
 from models.recommend.modifiers import SCALE_FIT_FLOOR, reported
-from models.recommend.rewrites import Rewrite, RewriteContext, current_emotion, negated
+from models.recommend.rewrites import (
+    Rewrite,
+    RewriteContext,
+    carries_affect,
+    contradicts,
+    current_emotion,
+    declarative,
+    negated,
+)
 from models.recommend.scales import (
     APOLOGY_ADVERBS,
     ASIDES,
     CHAT_MARKERS,
     CHAT_OPENERS,
     EXCLAIMED_SURPRISE,
+    FEELING_CLAUSES,
     INTERJECTIONS,
     LAUGHTER,
     OPENING_INTERJECTIONS,
@@ -44,7 +53,15 @@ from models.recommend.scales import (
 
 # The sources of the rewrites made here (ranking.py counts them with the scales' tables).
 IDIOM_SOURCES = frozenset(
-    {"tone_verb", "apology", "set_phrase", "interjection", "exclamation", "chat_opener"}
+    {
+        "tone_verb",
+        "apology",
+        "set_phrase",
+        "interjection",
+        "exclamation",
+        "chat_opener",
+        "feeling_clause",
+    }
 )
 _SUBJECTS = frozenset({"nsubj", "nsubjpass"})
 # "Would you like to join us?" is an offer, not a liking: "Would you love to" is wrong.
@@ -127,6 +144,59 @@ def idiom_rewrites(ctx: RewriteContext) -> list[Rewrite]:
                     )
                 )
     out.extend(_chat_openers(ctx))
+    out.extend(_feeling_clauses(ctx))
+    return out
+
+
+def _feeling_clauses(ctx: RewriteContext) -> list[Rewrite]:
+    """The writer's feeling said after a plain statement of what happens to them ("My exam
+    results come out on 15 August, and I'm nervous"): a sentence about "I" or "my ..." with
+    no feeling word of its own (so also for more of the same: the feeling is unsaid), no
+    second clause, and a tone the model does not read the other way."""
+    if ctx.target not in FEELING_CLAUSES:
+        return []
+    if any(t.lower_ in ("you", "your", "u", "ur") for doc in ctx.docs for t in doc):
+        return []  # a reply to someone ("I have reset your password, and I'm thrilled")
+    out = []
+    for k, doc in enumerate(ctx.docs):
+        if not declarative(doc) or carries_affect(ctx, doc):
+            continue
+        # Nerves go with good news too ("Today I start my new job, and I'm nervous").
+        if ctx.target != "fear" and contradicts(ctx, k):
+            continue
+        root = next(t for t in doc if t.dep_ == "ROOT")
+        if not root.tag_.startswith("VB") or negated(root):
+            continue
+        if ctx.target == "surprise" and root.tag_ != "VBD":
+            continue  # disbelief is about what happened, not plans ("looking forward to")
+        subject = next((c for c in root.children if c.dep_ in ("nsubj", "nsubjpass")), None)
+        if subject is None or not (
+            subject.lower_ == "i"
+            or any(c.dep_ == "poss" and c.lower_ == "my" for c in subject.children)
+        ):
+            continue
+        if any(c.dep_ in ("cc", "conj") for c in root.children):
+            continue  # "..., and it looked so much smaller, and I'm sad"
+        words = [t for t in doc if not t.is_punct and not t.is_space]
+        last = words[-1]
+        tail = doc.text[last.idx + len(last.text) :].strip()
+        if tail not in ("", ".", "!") or not last.is_alpha:
+            continue
+        end = last.idx + len(last.text)
+        for feeling in FEELING_CLAUSES[ctx.target]:
+            out.append(
+                Rewrite(
+                    k,
+                    doc,
+                    Edit(last.idx, end, f"{last.text}, and {feeling}"),
+                    ctx.occlusion.segments[k][0],
+                    "phrase",
+                    {"feeling_clause"},
+                    1.0,
+                    inserts=True,
+                    parse_rule="clause",
+                )
+            )
     return out
 
 

@@ -42,6 +42,7 @@ from models.recommend.context_fit import ContextFit, Fit, Pair
 from models.recommend.encoder import ModelAccess
 from models.recommend.grammar import (
     Grammar,
+    clause_kept,
     extension_kept,
     modifier_kept,
     opener_kept,
@@ -417,6 +418,7 @@ _PARSE_RULES = {
     "extension": extension_kept,
     "word": word_kept,
     "opener": opener_kept,
+    "clause": clause_kept,
 }
 
 

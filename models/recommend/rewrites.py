@@ -28,7 +28,7 @@ from models.recommend.candidates import generate
 from models.recommend.grammar import TAG_TO_UPOS, Edit, editable
 from models.recommend.inflection import Slot
 from models.recommend.resources import Resources
-from models.recommend.scales import OPINION_BY_WORD, PROPERTIES
+from models.recommend.scales import FEELING_BY_WORD, OPINION_BY_WORD, PROPERTIES
 
 # Sentence adverbs that carry each emotion, most neutral in register first.
 SENTENCE_ADVERBS: dict[str, tuple[str, ...]] = {
@@ -241,6 +241,13 @@ def _describes_feeling(resources: Resources, word: str, *, first_sense: bool = F
             for related in lemma.derivationally_related_forms():
                 if related.synset().lexname() in ("noun.feeling", "verb.emotion"):
                     return True
+    if word in FEELING_BY_WORD:
+        return True
+    # A participle of an emotion verb: WordNet ties "excited" to no feeling noun, but
+    # "excite" is an emotion verb (a set phrase read "we are so awesome to share it").
+    if word.endswith("ed"):
+        verbs = resources.wordnet.synsets(word, pos="v")
+        return any(v.lexname() == "verb.emotion" for v in verbs[:1])
     return False
 
 
@@ -363,6 +370,17 @@ def _governs_preposition(token: Any) -> bool:
     )
 
 
+def _governs_infinitive(token: Any) -> bool:
+    """A feeling before its infinitive ("so excited to share it", "scared to use it"): the
+    pair is a set phrase, and a neighbour from the resources breaks it ("so awesome to share
+    it", "angry to use it"; held-out set 5). The hand-made scales know which feelings take
+    which complement (modifiers.py)."""
+    return TAG_TO_UPOS.get(token.tag_) == "ADJ" and any(
+        child.dep_ == "xcomp" and any(c.dep_ == "aux" and c.lower_ == "to" for c in child.children)
+        for child in token.children
+    )
+
+
 def negated(token: Any) -> bool:
     """Under a negation ("not happy", "don't like"): a swap there reads backwards."""
     return any(child.dep_ == "neg" for child in (*token.children, *token.head.children))
@@ -463,6 +481,7 @@ def _edits_at(ctx: RewriteContext, position: _Position) -> list[Rewrite]:
         and _fits_holder(ctx.resources, token, c.replacement)
         and not _flips_facts(ctx.resources, token, c.replacement.lower())
         and not _governs_preposition(token)
+        and not _governs_infinitive(token)
         and (
             affective(ctx.resources, c.replacement.lower(), upos)
             or affective(ctx.resources, c.lemma, upos)
@@ -511,7 +530,7 @@ def _edits_at(ctx: RewriteContext, position: _Position) -> list[Rewrite]:
 _ADVERB_VALENCE = {"joy": 1, "surprise": 0, "anger": -1, "fear": -1, "sadness": -1}
 
 
-def _carries_affect(ctx: RewriteContext, doc: Any) -> bool:
+def carries_affect(ctx: RewriteContext, doc: Any) -> bool:
     """The sentence names a feeling of its own ("sorry", "afraid", "pleasantly surprised",
     "frustrated"): an adverb would repeat it or argue with it. Evaluative words that are not
     feelings ("won", "late", "best") leave room for one."""
@@ -574,7 +593,7 @@ def reports_harm(resources: Resources, doc: Any) -> bool:
     )
 
 
-def _contradicts(ctx: RewriteContext, k: int) -> bool:
+def contradicts(ctx: RewriteContext, k: int) -> bool:
     """The model reads the sentence the other way ("Sadly, ... should finally open"), or the
     writer's emoji do ("Happily, we're out again 🙄")."""
     direction = _ADVERB_VALENCE[ctx.target]
@@ -604,7 +623,7 @@ _SPEAKERS_OWN = frozenset(
 
 
 def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
-    if not _declarative(doc) or _carries_affect(ctx, doc) or _contradicts(ctx, k):
+    if not declarative(doc) or carries_affect(ctx, doc) or contradicts(ctx, k):
         return False
     if ctx.target == "anger" and reports_harm(ctx.resources, doc):
         return False
@@ -613,6 +632,14 @@ def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
     # "Happily, I've escalated your ticket", "Happily, I finally finished the marathon":
     # relief about one's own act reads stilted (independent readers, rounds 6 and 8).
     if by_writer and (root.lemma_.lower() in _SPEAKERS_OWN or ctx.target == "joy"):
+        return False
+    if ctx.target in ("joy", "fear") and _the_readers_affairs(ctx, root):
+        # "Happily, your order has shipped", "Worryingly, your subscription will renew",
+        # "Worryingly, we noticed a sign-in to your account": the writer's delight or alarm
+        # at the reader's own affairs reads as filler or alarmism (held-out sets 1-4: 6 of 6
+        # weak; on the graded set 2 good, 3 weak). Regret reads right there ("Sadly, your
+        # flight has been cancelled"), and a warning about things in general too
+        # ("Worryingly, cheap chargers can overheat and damage your phone").
         return False
     if ctx.target == "joy" and _about_the_writer(root, ("my", "our")):
         # "Happily, our new travel mug keeps coffee hot": a seller's delight in its own
@@ -632,6 +659,27 @@ def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
         ):
             return False
     return True
+
+
+_READER = frozenset({"you", "your", "u", "ur"})
+
+
+def _the_readers_affairs(ctx: RewriteContext, root: Any) -> bool:
+    """The main clause is about the reader or what is theirs ("your refund", "you can
+    track it"), or, for fear, a notice from "we" to the reader ("we noticed a sign-in to
+    your account")."""
+    subject = next((c for c in root.children if c.dep_ in ("nsubj", "nsubjpass")), None)
+    if subject is None:
+        return False
+    if subject.lower_ in _READER or any(
+        c.dep_ == "poss" and c.lower_ in _READER for c in subject.children
+    ):
+        return True
+    return (
+        ctx.target == "fear"
+        and subject.lower_ == "we"
+        and any(t.lower_ in _READER for doc in ctx.docs for t in doc)
+    )
 
 
 def _about_the_writer(root: Any, owners: tuple[str, ...]) -> bool:
@@ -654,7 +702,7 @@ def _verb_adverbs(ctx: RewriteContext) -> list[Rewrite]:
     ("just found out the concert is sadly sold out")."""
     out: list[Rewrite] = []
     for k, doc in enumerate(ctx.docs):
-        if doc.text.rstrip().endswith("?") or _carries_affect(ctx, doc) or _contradicts(ctx, k):
+        if doc.text.rstrip().endswith("?") or carries_affect(ctx, doc) or contradicts(ctx, k):
             continue
         if ctx.target == "anger" and reports_harm(ctx.resources, doc):
             continue
@@ -811,7 +859,7 @@ def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
         )
         if not keep_case:
             opening = opening[:1].lower() + opening[1:]
-        for adverb in SENTENCE_ADVERBS[ctx.target]:
+        for adverb in _openings(ctx, doc, k):
             out.append(
                 Rewrite(
                     k,
@@ -824,6 +872,39 @@ def _sentence_adverbs(ctx: RewriteContext) -> list[Rewrite]:
                 )
             )
     return out
+
+
+# Surprise at good news that happened: "Astonishingly, local teenager Maya Ortiz won the
+# national spelling bee" (the model reads "Remarkably" as barely more surprised).
+_GOOD_NEWS_SURPRISE = ("Astonishingly", "Remarkably")
+
+
+# Outcomes that can beat the odds: a win, a find, a rescue, a record.
+_FEATS = frozenset(
+    {"win", "beat", "find", "discover", "spot", "survive", "rescue", "break", "recover", "solve"}
+)
+
+
+def _openings(ctx: RewriteContext, doc: Any, k: int) -> tuple[str, ...]:
+    """The sentence adverbs for the target. Surprise has none in general (SENTENCE_ADVERBS),
+    but "Astonishingly," reads well before good news of a feat that happened, told by
+    someone other than the writer (a win, a find, a rescue in the past or perfect, that the
+    model reads as good news)."""
+    if ctx.target != "surprise":
+        return SENTENCE_ADVERBS[ctx.target]
+    segments = ctx.score.segments
+    if k >= len(segments):
+        return ()
+    probabilities = segments[k].sentiment.probabilities
+    if probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0) <= 0.3:
+        return ()  # good news only: "police found a body" is no feat
+    root = next(t for t in doc if t.dep_ == "ROOT")
+    if root.lemma_.lower() not in _FEATS:
+        return ()  # "Astonishingly, the museum's new wing opened" is no feat
+    done = any(c.dep_ in ("aux", "auxpass") for c in root.children)
+    if root.tag_ != "VBD" and not (root.tag_ == "VBN" and done):
+        return ()
+    return _GOOD_NEWS_SURPRISE
 
 
 def _capitalised_common_noun(doc: Any) -> bool:
@@ -868,7 +949,7 @@ def _polarity(resources: Resources, word: str) -> float:
     return float(("pleasant" in kinds) - ("nuisance" in kinds))
 
 
-def _declarative(doc: Any) -> bool:
+def declarative(doc: Any) -> bool:
     """A statement with a subject: not a question, an imperative or a fragment."""
     if len(doc) < 3 or doc.text.rstrip().endswith("?"):
         return False

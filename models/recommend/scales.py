@@ -516,6 +516,16 @@ CHAT_MARKERS = frozenset(
         "mins",
     }
 )
+# The writer's own feeling, said after what happened to them in personal writing: "My exam
+# results come out on 15 August" -> "..., and I'm nervous" (fear). Plain words of middle
+# strength; the model and the context fit choose.
+FEELING_CLAUSES: dict[str, tuple[str, ...]] = {
+    "joy": ("I'm so happy", "I'm thrilled"),
+    "surprise": ("I still can't believe it",),
+    "anger": ("I'm furious", "I'm so angry"),
+    "fear": ("I'm nervous", "I'm scared"),
+    "sadness": ("I'm sad", "it makes me sad"),
+}
 # Words that mark a message as an aside, which takes no interjection.
 ASIDES = frozenset({"btw", "fyi"})
 # Openings of speech acts that take no feeling interjection: "wow, thanks for the help"

@@ -330,3 +330,41 @@ def test_chat_openers_and_rules_from_the_fourth_reading(recommender: Recommender
     # Commuters are people: no irritation adverb as the manner of what they did.
     assert not any("Commuters frustratingly" in r or "Commuters annoyingly" in r
                    for r in found["people"])  # fmt: skip
+
+
+def test_the_writers_feeling_said_after_what_happens_to_them(recommender: Recommender) -> None:
+    texts = {
+        "rent": ("My landlord raised the rent again.", "anger"),
+        "treatment": ("I start chemotherapy next week.", "fear"),
+        "raffle": ("I won the office raffle this morning!", "surprise"),
+        "reply": ("I have reset your password.", "joy"),
+        "plans": ("I'm meeting my cousins in Rome next month.", "surprise"),
+        "felt": ("I was a bit worried about the interview.", "fear"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    assert any(r.startswith("My landlord raised the rent again, and I'm ") for r in found["rent"])
+    assert any(r.endswith(", and I'm nervous.") or r.endswith(", and I'm scared.")
+               for r in found["treatment"])  # fmt: skip
+    # The clause goes before the writer's own "!".
+    assert "I won the office raffle this morning, and I still can't believe it!" in found["raffle"]
+    # Not in a reply to someone, not disbelief about plans, not after a feeling already said.
+    for key in ("reply", "plans", "felt"):
+        assert not any(", and I" in r or ", and it makes" in r for r in found[key]), found[key]
+
+
+def test_stance_on_the_readers_affairs_and_on_feats(recommender: Recommender) -> None:
+    texts = {
+        "refund": ("Your refund of $30 has been processed.", "joy"),
+        "sign_in": ("We noticed a new sign-in to your account from Oslo.", "fear"),
+        "flight": ("Your flight to Oslo has been cancelled.", "sadness"),
+        "feat": ("The underdogs beat the league leaders 3-0 on Saturday.", "surprise"),
+        "not_a_feat": ("Police found a body in the river on Monday.", "surprise"),
+    }
+    found = {k: _rewrites(recommender, *v) for k, v in texts.items()}
+    # No delight or alarm at the reader's own affairs; regret is fine there.
+    assert not any(r.startswith(("Happily", "Thankfully", "Fortunately")) for r in found["refund"])
+    assert not any(r.startswith(("Worryingly", "Alarmingly")) for r in found["sign_in"])
+    assert any(r.startswith(("Sadly", "Unfortunately")) for r in found["flight"])
+    # Surprise opens good news of a feat, never bad news.
+    assert "Astonishingly, the underdogs beat the league leaders 3-0 on Saturday." in found["feat"]
+    assert not any(r.startswith(("Astonishingly", "Remarkably")) for r in found["not_a_feat"])

@@ -14,9 +14,11 @@ from models.recommend.context_fit import ContextFit, Pair
 from models.recommend.grammar import (
     Edit,
     Grammar,
+    clause_kept,
     editable,
     extension_kept,
     modifier_kept,
+    opener_kept,
     structure_kept,
     tags_kept,
     word_kept,
@@ -66,6 +68,8 @@ RULE_BY_SOURCE = {
     "exclamation": structure_kept,
     "set_phrase": word_kept,
     "interjection": word_kept,
+    "chat_opener": opener_kept,
+    "feeling_clause": clause_kept,
 }
 # Sources whose rewrites are intensifications the saturated model cannot rank.
 SCALED = {
@@ -234,8 +238,9 @@ def test_every_suggestion_is_grammatical_raises_the_target_and_edits_no_protecte
             kept = rules.pop() if len(rules) == 1 else structure_kept
             assert kept(before_doc, after_doc, edit), after
             # The words the edit changes; an inserted word keeps its anchor ("but" -> "but
-            # annoyingly", "got" -> "actually got"), which is not edited.
-            kept_words = set(s.replacement.split())
+            # annoyingly", "got" -> "actually got", "training" -> "training, and I'm
+            # thrilled"), which is not edited.
+            kept_words = {word.strip(",") for word in s.replacement.split()}
             edited = [
                 t for t in before_doc if s.start <= t.idx < s.end and t.text not in kept_words
             ]
