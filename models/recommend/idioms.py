@@ -29,6 +29,8 @@ from models.recommend.modifiers import SCALE_FIT_FLOOR, reported
 from models.recommend.rewrites import (
     Rewrite,
     RewriteContext,
+    about_the_writer,
+    addresses_the_reader,
     carries_affect,
     contradicts,
     current_emotion,
@@ -75,10 +77,9 @@ def idiom_rewrites(ctx: RewriteContext) -> list[Rewrite]:
     out: list[Rewrite] = []
     more_of_the_same = current_emotion(ctx) == ctx.target
     for k, doc in enumerate(ctx.docs):
-        offset = ctx.occlusion.segments[k][0]
 
         def rewrite(edit: Edit, kind: str, source: str, **kw: Any) -> Rewrite:
-            return Rewrite(k, doc, edit, offset, kind, {source}, 1.0, **kw)  # noqa: B023
+            return _rewrite(ctx, k, doc, edit, kind, source, **kw)  # noqa: B023
 
         for token in doc:
             verb = TONE_VERBS.get(token.lemma_.lower())
@@ -155,9 +156,9 @@ def _feeling_clauses(ctx: RewriteContext) -> list[Rewrite]:
     second clause, and a tone the model does not read the other way."""
     if ctx.target not in FEELING_CLAUSES:
         return []
-    if any(t.lower_ in ("you", "your", "u", "ur") for doc in ctx.docs for t in doc):
+    if addresses_the_reader(ctx):
         return []  # a reply to someone ("I have reset your password, and I'm thrilled")
-    out = []
+    out: list[Rewrite] = []
     for k, doc in enumerate(ctx.docs):
         if not declarative(doc) or carries_affect(ctx, doc):
             continue
@@ -169,11 +170,7 @@ def _feeling_clauses(ctx: RewriteContext) -> list[Rewrite]:
             continue
         if ctx.target == "surprise" and root.tag_ != "VBD":
             continue  # disbelief is about what happened, not plans ("looking forward to")
-        subject = next((c for c in root.children if c.dep_ in ("nsubj", "nsubjpass")), None)
-        if subject is None or not (
-            subject.lower_ == "i"
-            or any(c.dep_ == "poss" and c.lower_ == "my" for c in subject.children)
-        ):
+        if not about_the_writer(root, ("my",)):
             continue
         if any(c.dep_ in ("cc", "conj") for c in root.children):
             continue  # "..., and it looked so much smaller, and I'm sad"
@@ -183,20 +180,19 @@ def _feeling_clauses(ctx: RewriteContext) -> list[Rewrite]:
         if tail not in ("", ".", "!") or not last.is_alpha:
             continue
         end = last.idx + len(last.text)
-        for feeling in FEELING_CLAUSES[ctx.target]:
-            out.append(
-                Rewrite(
-                    k,
-                    doc,
-                    Edit(last.idx, end, f"{last.text}, and {feeling}"),
-                    ctx.occlusion.segments[k][0],
-                    "phrase",
-                    {"feeling_clause"},
-                    1.0,
-                    inserts=True,
-                    parse_rule="clause",
-                )
+        out.extend(
+            _rewrite(
+                ctx,
+                k,
+                doc,
+                Edit(last.idx, end, f"{last.text}, and {feeling}"),
+                "phrase",
+                "feeling_clause",
+                inserts=True,
+                parse_rule="clause",
             )
+            for feeling in FEELING_CLAUSES[ctx.target]
+        )
     return out
 
 
@@ -232,23 +228,27 @@ def _chat_openers(ctx: RewriteContext) -> list[Rewrite]:
     word = first.text
     if capital and first.text != "I" and first.tag_ not in ("NNP", "NNPS"):
         word = word[:1].lower() + word[1:]
-    out = []
-    for opener in CHAT_OPENERS.get(ctx.target, ()):
-        said = opener.capitalize() if capital else opener
-        out.append(
-            Rewrite(
-                0,
-                doc,
-                Edit(first.idx, first.idx + len(first.text), f"{said}, {word}"),
-                ctx.occlusion.segments[0][0],
-                "phrase",
-                {"chat_opener"},
-                1.0,
-                inserts=True,
-                parse_rule="opener",
-            )
+    end = first.idx + len(first.text)
+    return [
+        _rewrite(
+            ctx,
+            0,
+            doc,
+            Edit(first.idx, end, f"{opener.capitalize() if capital else opener}, {word}"),
+            "phrase",
+            "chat_opener",
+            inserts=True,
+            parse_rule="opener",
         )
-    return out
+        for opener in CHAT_OPENERS.get(ctx.target, ())
+    ]
+
+
+def _rewrite(
+    ctx: RewriteContext, k: int, doc: Any, edit: Edit, kind: str, source: str, **kw: Any
+) -> Rewrite:
+    """A rewrite of sentence `k` from this module's tables (support 1, like the scales')."""
+    return Rewrite(k, doc, edit, ctx.occlusion.segments[k][0], kind, {source}, 1.0, **kw)
 
 
 def _chat_message(text: str, doc: Any) -> bool:

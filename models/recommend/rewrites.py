@@ -641,11 +641,11 @@ def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
         # flight has been cancelled"), and a warning about things in general too
         # ("Worryingly, cheap chargers can overheat and damage your phone").
         return False
-    if ctx.target == "joy" and _about_the_writer(root, ("my", "our")):
+    if ctx.target == "joy" and about_the_writer(root, ("my", "our")):
         # "Happily, our new travel mug keeps coffee hot": a seller's delight in its own
         # product reads as filler (three held-out sets, all weak).
         return False
-    if ctx.target == "fear" and _about_the_writer(root, ("my",)):
+    if ctx.target == "fear" and about_the_writer(root, ("my",)):
         # "Worryingly, my exam results come out on 15 August", "Worryingly, last night I
         # heard footsteps": an observer's word for the writer's own life (graded weak, round
         # 8); there a writer says how they feel instead.
@@ -661,7 +661,7 @@ def _fits_an_adverb(ctx: RewriteContext, doc: Any, k: int) -> bool:
     return True
 
 
-_READER = frozenset({"you", "your", "u", "ur"})
+READER = frozenset({"you", "your", "u", "ur"})
 
 
 def _the_readers_affairs(ctx: RewriteContext, root: Any) -> bool:
@@ -671,18 +671,19 @@ def _the_readers_affairs(ctx: RewriteContext, root: Any) -> bool:
     subject = next((c for c in root.children if c.dep_ in ("nsubj", "nsubjpass")), None)
     if subject is None:
         return False
-    if subject.lower_ in _READER or any(
-        c.dep_ == "poss" and c.lower_ in _READER for c in subject.children
+    if subject.lower_ in READER or any(
+        c.dep_ == "poss" and c.lower_ in READER for c in subject.children
     ):
         return True
-    return (
-        ctx.target == "fear"
-        and subject.lower_ == "we"
-        and any(t.lower_ in _READER for doc in ctx.docs for t in doc)
-    )
+    return ctx.target == "fear" and subject.lower_ == "we" and addresses_the_reader(ctx)
 
 
-def _about_the_writer(root: Any, owners: tuple[str, ...]) -> bool:
+def addresses_the_reader(ctx: RewriteContext) -> bool:
+    """The text names its reader ("you", "your"): a notice or a reply to someone."""
+    return any(t.lower_ in READER for doc in ctx.docs for t in doc)
+
+
+def about_the_writer(root: Any, owners: tuple[str, ...]) -> bool:
     """The main clause's subject is "I" or something of the writer's ("my exam results",
     with `owners` ("my", "our") the possessives that count)."""
     subject = next((c for c in root.children if c.dep_ in ("nsubj", "nsubjpass")), None)
